@@ -1,0 +1,362 @@
+"""What GO's requests and answers mean, with no HTTP client in it.
+
+Every assumption this provider makes about GO's shapes is a named constant or a small
+function in this module, so that there is one place to read and one place to change when
+GO behaves differently from its documentation. Where a user can adjust an assumption
+without a new release, the connection extra says how (see the README).
+
+The documented facts: answers are JSON envelopes ``{"data": ..., "status": N}``; a job
+submission answers 201; the project's ``stage`` includes ``NOT_STARTED``, ``RUNNING``,
+``COMPLETED`` and ``FAILURE``; a STREAMX job's id is ``streamx_data.id``. Everything
+else below is marked as an assumption.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+from airflow_provider_proteus.exceptions import (
+    ProteusAuthenticationError,
+    ProteusConfigurationError,
+    ProteusHTTPError,
+    ProteusNotFoundError,
+    ProteusResponseError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable, Mapping
+
+#: GO's production API, used when a connection leaves the host empty.
+DEFAULT_BASE_URL = "https://go-services.orbitalinsight.com/api/v2/go"
+
+#: Assumption: the GO web app, where a project's page lives at ``/projects/{id}``. GO's
+#: documentation does not give the web app's URL; the connection extra ``web_url`` overrides it.
+DEFAULT_WEB_URL = "https://go.orbitalinsight.com"
+
+#: The documented header for the user token; ``auth_header: "bearer"`` in the extra switches to
+#: ``Authorization: Bearer``, which GO's Python example uses.
+TOKEN_HEADER = "X-Orbitalinsight-Auth-Token"  # noqa: S105 - a header name
+
+COMPLETED = "COMPLETED"
+FAILURE = "FAILURE"
+NOT_STARTED = "NOT_STARTED"
+RUNNING = "RUNNING"
+
+#: Stages during which a job is pending or under way. GO says its stages "include" the four
+#: documented ones, so users can add more (sensor argument or connection extra).
+WAITING_STAGES = frozenset({NOT_STARTED, RUNNING})
+
+#: Assumption: where the job id sits, by job type. Only STREAMX is documented. For any other type
+#: the provider looks in ``<job type in lower case>_data`` for the keys in ``JOB_ID_KEYS``; the
+#: connection extra ``job_id_paths`` can name a dotted path per job type instead.
+JOB_ID_PATHS: Mapping[str, str] = {"STREAMX": "streamx_data.id"}
+JOB_ID_KEYS = ("id", "dag_run_id", "run_id")
+
+#: How much of an unexpected body goes into an error message.
+BODY_EXCERPT_CHARS = 200
+
+# Characters that would change the meaning of a URL path even when percent-encoded by a lenient
+# server or proxy, or that can only come from a mistake (whitespace, control characters).
+_UNSAFE_ID = re.compile(r"[/\\?#%\s\x00-\x1f\x7f]")
+_UNRENDERED_TEMPLATE = re.compile(r"\{\{|\}\}|\{%|%\}")
+
+
+class StageOutcome(enum.Enum):
+    """What a project's stage means for somebody waiting on it."""
+
+    DONE = "done"
+    WAITING = "waiting"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+def classify_stage(stage: str, *, extra_waiting_stages: Collection[str] = ()) -> StageOutcome:
+    """Decide what a stage means. Only ``COMPLETED`` is success; a stage nobody declared is unknown.
+
+    :param stage: The ``stage`` value of a project document.
+    :param extra_waiting_stages: Stages the user declared as "still waiting", on top of
+        ``NOT_STARTED`` and ``RUNNING``.
+    """
+    if stage == COMPLETED:
+        return StageOutcome.DONE
+    if stage == FAILURE:
+        return StageOutcome.FAILED
+    if stage in WAITING_STAGES or stage in extra_waiting_stages:
+        return StageOutcome.WAITING
+    return StageOutcome.UNKNOWN
+
+
+def validate_id(name: str, value: object) -> str:
+    """Return ``value`` if it can be used as one segment of a GO URL path, else raise.
+
+    GO generates its ids (``O1ymF8uopj-190812``, ``O1ymF8uopj-190812-1.0.0``). An id that is empty,
+    padded with whitespace, still a Jinja template, or that contains characters which could change
+    the request's path is refused before anything is sent.
+
+    :param name: The argument's name, used in the error message.
+    :param value: The id as given (after templating).
+    """
+    if not isinstance(value, str):
+        raise ProteusConfigurationError(f"{name} must be a string, got {type(value).__name__}: {value!r}")
+    if not value.strip():
+        raise ProteusConfigurationError(f"{name} is empty; give the GO id, for example 'O1ymF8uopj-190812'")
+    if _UNRENDERED_TEMPLATE.search(value):
+        raise ProteusConfigurationError(
+            f"{name} {value!r} still contains template markers; it is not a templated field here, "
+            "or the template did not render"
+        )
+    if value in (".", "..") or _UNSAFE_ID.search(value):
+        raise ProteusConfigurationError(
+            f"{name} {value!r} is not a GO id: ids cannot contain whitespace, '/', '\\', '?', '#', "
+            "'%' or control characters, and cannot be '.' or '..'"
+        )
+    return value
+
+
+def normalize_base_url(host: str | None, *, port: int | None = None, path: str | None = None) -> str:
+    """Build the API base URL from a connection's host, port and schema (path) fields.
+
+    An empty host means GO's production URL. A host without a scheme gets ``https://``. The port
+    and path fields are used when the host does not already carry them, so the same base URL comes
+    out of the UI form (full URL in host), a JSON connection and a URI connection
+    (``proteus://:TOKEN@api.example.com:8443/api/v2/go`` puts ``api/v2/go`` in the schema field).
+    The result has no trailing slash.
+
+    :param host: The connection's host field.
+    :param port: The connection's port field.
+    :param path: The connection's schema field, used as the path prefix.
+    """
+    host = (host or "").strip()
+    if not host:
+        return DEFAULT_BASE_URL
+    if "://" not in host:
+        host = f"https://{host}"
+    try:
+        parts = urlsplit(host)
+        url_port = parts.port
+    except ValueError as err:
+        raise ProteusConfigurationError(f"The connection host {host!r} is not a valid URL: {err}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ProteusConfigurationError(
+            f"The connection host must be an http or https URL, got scheme {parts.scheme!r}"
+        )
+    if not parts.hostname:
+        raise ProteusConfigurationError(f"The connection host {host!r} names no host")
+    if parts.username or parts.password:
+        raise ProteusConfigurationError(
+            "The connection host must not contain credentials; put the API token in the password field"
+        )
+    if parts.query or parts.fragment:
+        raise ProteusConfigurationError("The connection host must not contain a query string or fragment")
+    if port and url_port and port != url_port:
+        raise ProteusConfigurationError(
+            f"The connection host says port {url_port} and the port field says {port}; keep one"
+        )
+
+    netloc = parts.netloc if url_port or not port else f"{parts.netloc}:{port}"
+    prefix = parts.path.strip("/") or (path or "").strip().strip("/")
+    return f"{parts.scheme}://{netloc}/{prefix}" if prefix else f"{parts.scheme}://{netloc}"
+
+
+def build_url(base_url: str, *segments: str) -> str:
+    """Join the base URL and path segments with exactly one ``/`` each, percent-encoding segments.
+
+    :param base_url: A base URL as returned by :func:`normalize_base_url`.
+    :param segments: Literal path parts and ids, each one path segment.
+    """
+    return "/".join([base_url.rstrip("/"), *(quote(segment, safe="") for segment in segments)])
+
+
+def project_url(base_url: str, project_id: str) -> str:
+    """URL of ``GET /projects/{P}``."""
+    return build_url(base_url, "projects", project_id)
+
+
+def job_url(base_url: str, project_id: str, version_id: str) -> str:
+    """URL of ``POST /projects/{P}/versions/{V}/job``."""
+    return build_url(base_url, "projects", project_id, "versions", version_id, "job")
+
+
+def version_collection_url(base_url: str, project_id: str, version_id: str, collection: str) -> str:
+    """URL of a version's ``aois``, ``divisions`` or ``results``."""
+    return build_url(base_url, "projects", project_id, "versions", version_id, collection)
+
+
+def web_project_url(web_url: str, project_id: str) -> str:
+    """URL of a project's page in the GO web app (an assumption, see :data:`DEFAULT_WEB_URL`)."""
+    return build_url(web_url, "projects", project_id)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of each non-empty secret in ``text`` with ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def body_excerpt(body: bytes, *, secrets: Iterable[str] = ()) -> str:
+    """A short, single-line, secret-free excerpt of a response body for error messages."""
+    text = body.decode("utf-8", errors="replace")
+    text = redact(" ".join(text.split()), secrets)
+    if len(text) > BODY_EXCERPT_CHARS:
+        text = text[:BODY_EXCERPT_CHARS] + "..."
+    return text or "(empty body)"
+
+
+def server_message(body: bytes, *, secrets: Iterable[str] = ()) -> str:
+    """GO's error message from a body, or a short excerpt when the body carries none.
+
+    Assumption: GO's error bodies are not documented. A JSON object with a ``message``, ``error``
+    or ``detail`` key (at the top or inside ``data``) is read as the message; anything else is
+    quoted as an excerpt.
+    """
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body_excerpt(body, secrets=secrets)
+    for candidate in (payload, payload.get("data") if isinstance(payload, dict) else None):
+        if isinstance(candidate, dict):
+            for key in ("message", "error", "detail"):
+                value = candidate.get(key)
+                if isinstance(value, str) and value.strip():
+                    return body_excerpt(value.encode(), secrets=secrets)
+    return body_excerpt(body, secrets=secrets)
+
+
+def interpret_response(
+    *,
+    method: str,
+    url: str,
+    status: int,
+    body: bytes,
+    expected_status: int,
+    secrets: Iterable[str] = (),
+) -> Any:
+    """Turn one HTTP answer into the envelope's ``data``, or raise the error it stands for.
+
+    :param method: The HTTP method of the request, for error messages.
+    :param url: The request URL without secrets, for error messages.
+    :param status: The HTTP status code of the answer.
+    :param body: The raw body of the answer.
+    :param expected_status: The documented success status (200 for reads, 201 for a job).
+    :param secrets: Strings to blank out of any excerpt of the body (the token).
+    """
+    secrets = tuple(secrets)
+    if status != expected_status:
+        raise http_error(method=method, url=url, status=status, body=body, secrets=secrets)
+
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise ProteusResponseError(
+            f"GO answered {method} {url} with HTTP {status} but the body is not JSON "
+            f"({body_excerpt(body, secrets=secrets)}); check that the connection host is GO's API "
+            "base URL",
+            method=method,
+            url=url,
+            status=status,
+        ) from None
+    if not isinstance(payload, dict) or "data" not in payload:
+        raise ProteusResponseError(
+            f"GO answered {method} {url} with HTTP {status} but the body is not GO's "
+            f'{{"data": ...}} envelope ({body_excerpt(body, secrets=secrets)})',
+            method=method,
+            url=url,
+            status=status,
+        )
+    return payload["data"]
+
+
+def http_error(
+    *, method: str, url: str, status: int, body: bytes, secrets: Iterable[str] = ()
+) -> ProteusHTTPError:
+    """The typed error for an unexpected HTTP status, with a message that says what to check."""
+    message = server_message(body, secrets=secrets)
+    prefix = f"GO answered {method} {url} with HTTP {status}"
+    if status in (401, 403):
+        return ProteusAuthenticationError(
+            f"{prefix}: {message}. Check the API token in the connection's password field, and "
+            "that the project is shared with the token's user",
+            method=method,
+            url=url,
+            status=status,
+            server_message=message,
+        )
+    if status == 404:
+        return ProteusNotFoundError(
+            f"{prefix}: {message}. Check the project and version ids, and that the project is "
+            "shared with the token's user",
+            method=method,
+            url=url,
+            status=status,
+            server_message=message,
+        )
+    if status == 429 or status >= 500:
+        hint = "GO kept answering with a temporary error after the hook's retries; try again later"
+    else:
+        hint = "GO refused the request"
+    return ProteusHTTPError(
+        f"{prefix}: {message}. {hint}",
+        method=method,
+        url=url,
+        status=status,
+        server_message=message,
+    )
+
+
+def project_stage(project: Any, *, project_id: str, url: str) -> str:
+    """The ``stage`` of a project document, or a :class:`ProteusResponseError` if it has none.
+
+    A missing or non-text stage never counts as any stage at all: GO always reports one.
+    """
+    stage = project.get("stage") if isinstance(project, dict) else None
+    if not isinstance(stage, str) or not stage.strip():
+        raise ProteusResponseError(
+            f"GO's answer for project {project_id} has no usable 'stage' field "
+            f"(got {type(project).__name__} with stage {stage!r})",
+            method="GET",
+            url=url,
+            status=200,
+        )
+    return stage.strip()
+
+
+def _lookup(document: Any, dotted_path: str) -> Any:
+    for key in dotted_path.split("."):
+        if not isinstance(document, dict):
+            return None
+        document = document.get(key)
+    return document
+
+
+def find_job_id(job: Any, *, job_id_paths: Mapping[str, str] = JOB_ID_PATHS) -> tuple[str, str | None]:
+    """Return ``(job_type, job_id)`` from the ``data`` of a job submission's answer.
+
+    The job type names the sub-object that holds the details (``streamx_data`` for STREAMX). For a
+    job type whose layout is not documented, the id is looked up as ``<type>_data.<key>`` for each
+    key in :data:`JOB_ID_KEYS`; nothing else is guessed, so a job id is never taken from the wrong
+    place. ``job_id`` is ``None`` when it cannot be found; callers treat that as an error.
+
+    :param job: The ``data`` of the answer to ``POST .../job``.
+    :param job_id_paths: Dotted paths to the id by job type, overriding the defaults.
+    """
+    if not isinstance(job, dict):
+        return "UNKNOWN", None
+    raw_type = job.get("job_type")
+    job_type = raw_type.strip() if isinstance(raw_type, str) and raw_type.strip() else "UNKNOWN"
+
+    paths = {**JOB_ID_PATHS, **job_id_paths}
+    if job_type in paths:
+        candidates = [paths[job_type]]
+    else:
+        candidates = [f"{job_type.lower()}_data.{key}" for key in JOB_ID_KEYS]
+    for path in candidates:
+        value = _lookup(job, path)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            return job_type, str(value)
+    return job_type, None
