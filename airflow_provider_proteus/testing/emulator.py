@@ -19,6 +19,7 @@ import datetime
 import hashlib
 import html
 import json
+import logging
 import random
 import string
 import threading
@@ -57,6 +58,13 @@ _DEMO_AOIS = [
 # Returning a value from an ASGI application is a protocol error to which uvicorn responds by closing
 # the connection without sending anything: exactly what a client sees when a proxy drops it.
 _CLOSE_CONNECTION = "close-connection"
+
+
+class QuietDroppedConnections(logging.Filter):
+    """Hide uvicorn's complaint about the value returned to drop a connection on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _CLOSE_CONNECTION not in record.getMessage()
 
 
 def _now_iso() -> str:
@@ -520,9 +528,8 @@ class EmulatorApp:
         if fault is None:
             return await self.api(scope, receive, send_and_note)
 
-        entry["fault"] = {
-            key: value for key, value in asdict(fault).items() if value not in (None, False, 0.0)
-        }
+        defaults = asdict(Fault())
+        entry["fault"] = {key: value for key, value in asdict(fault).items() if value != defaults[key]}
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.drop:

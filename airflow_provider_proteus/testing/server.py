@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ from airflow_provider_proteus.testing.emulator import (
     CONTROL_PREFIX,
     EmulatorApp,
     EmulatorState,
+    QuietDroppedConnections,
 )
 
 if TYPE_CHECKING:
@@ -125,6 +127,7 @@ class GoEmulator:
             server_header=False,
         )
         self._server = uvicorn.Server(config)
+        logging.getLogger("uvicorn.error").addFilter(QuietDroppedConnections())
         self._thread: threading.Thread | None = None
 
     @property

@@ -1,0 +1,41 @@
+# The two commands a user needs: `make demo` runs the example DAG end to end against the GO
+# emulator; `make test` runs the checks and the test suite. Both set up .venv/ themselves.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+AIRFLOW_VERSION ?= 3.3.2
+INSTALLED := $(VENV)/.installed-$(AIRFLOW_VERSION)
+
+.PHONY: demo test lint venv emulator clean
+
+demo: $(INSTALLED)
+	$(BIN)/python scripts/demo.py
+
+test: $(INSTALLED) lint
+	$(BIN)/pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Serve the GO emulator on 127.0.0.1:8099 for trying one's own DAGs by hand.
+emulator: $(INSTALLED)
+	$(BIN)/proteus-emulator --port 8099 --access-log
+
+venv: $(INSTALLED)
+
+# uv installs Airflow in seconds; plain pip is the fallback where uv cannot be installed.
+$(INSTALLED): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	if $(BIN)/python -m pip install --quiet uv; then \
+		$(BIN)/uv pip install --python $(BIN)/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"; \
+	else \
+		$(BIN)/python -m pip install --quiet --upgrade pip && \
+		$(BIN)/python -m pip install "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"; \
+	fi
+	touch $@
+
+clean:
+	rm -rf $(VENV) .airflow build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

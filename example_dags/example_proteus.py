@@ -1,0 +1,100 @@
+"""Run a GO project and summarise its results.
+
+``submit_job`` starts a job for the project version and pushes the job id to XCom;
+``wait_for_completion`` waits in reschedule mode until the project is COMPLETED, handing its
+worker slot back between pokes; ``summarize_results`` reads the job id and the project document
+from XCom and logs a short summary of the version's results.
+
+The project, version and connection are DAG params, so a run can target another project from the
+trigger form or with ``airflow dags test example_proteus -c '{"project_id": "..."}'``. The waits
+are the realistic ones (a poke every 15 minutes, a 3-day budget); the environment variables
+``PROTEUS_EXAMPLE_POKE_INTERVAL`` and ``PROTEUS_EXAMPLE_TIMEOUT`` (seconds) shorten them for a
+demo against the GO emulator without editing this file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.providers.common.compat.sdk import DAG, Param, task
+
+from airflow_provider_proteus.hooks.proteus import ProteusHook
+from airflow_provider_proteus.operators.proteus import SubmitJobOperator
+from airflow_provider_proteus.sensors.proteus import ProjectStageSensor
+
+log = logging.getLogger("example_proteus")
+
+POKE_INTERVAL = float(os.environ.get("PROTEUS_EXAMPLE_POKE_INTERVAL", 15 * 60))
+TIMEOUT = float(os.environ.get("PROTEUS_EXAMPLE_TIMEOUT", 3 * 24 * 60 * 60))
+
+with DAG(
+    dag_id="example_proteus",
+    description="Submit a GO job, wait for the project to complete, summarise its results.",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["proteus", "example"],
+    params={
+        "project_id": Param("carsdemo-J9fUyV", type="string", description="GO project id"),
+        "version_id": Param("carsdemo-J9fUyV-1.0.0", type="string", description="GO version id"),
+        "proteus_conn_id": Param("proteus_default", type="string", description="proteus connection"),
+    },
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+) as dag:
+    submit_job = SubmitJobOperator(
+        task_id="submit_job",
+        project_id="{{ params.project_id }}",
+        version_id="{{ params.version_id }}",
+        proteus_conn_id="{{ params.proteus_conn_id }}",
+        # Transient errors are already retried inside the hook. A task retry would post a second
+        # job (and spend credits again) if the first one was accepted, so this task does not retry.
+        retries=0,
+    )
+
+    wait_for_completion = ProjectStageSensor(
+        task_id="wait_for_completion",
+        project_id="{{ params.project_id }}",
+        proteus_conn_id="{{ params.proteus_conn_id }}",
+        poke_interval=POKE_INTERVAL,
+        timeout=TIMEOUT,
+    )
+
+    @task
+    def summarize_results(
+        job_id: str, project: dict[str, Any], params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Log and return a short summary of the completed project's results."""
+        params = params or {}
+        hook = ProteusHook(proteus_conn_id=params["proteus_conn_id"])
+        project_id, version_id = project["id"], params["version_id"]
+        aois = hook.get_version_collection(project_id, version_id, "aois")
+        results = hook.get_version_collection(project_id, version_id, "results")
+        summary = {
+            "project_id": project_id,
+            "project_name": project.get("name"),
+            "stage": project["stage"],
+            "job_id": job_id,
+            "aois": [aoi.get("name", aoi.get("id")) for aoi in aois],
+            "result_count": len(results),
+        }
+        log.info(
+            "Project %s (%s) is %s after job %s: %d AOIs, %d results.",
+            project_id,
+            summary["project_name"],
+            summary["stage"],
+            job_id,
+            len(aois),
+            len(results),
+        )
+        return summary
+
+    wait_for_completion_output: Any = wait_for_completion.output
+    submit_job >> wait_for_completion
+    summarize_results(job_id=submit_job.output, project=wait_for_completion_output)
+
+
+if __name__ == "__main__":
+    dag.test()

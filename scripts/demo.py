@@ -1,0 +1,187 @@
+"""Run the example DAG end to end in real Airflow on SQLite, against the GO emulator.
+
+Started by ``make demo`` with the project's virtualenv. It prepares ``AIRFLOW_HOME`` in
+``.airflow/`` (git-ignored), starts the emulator on a free loopback port, runs
+``airflow dags test example_proteus`` with short pokes, stops the emulator, and prints what
+happened: the job id, each stage the sensor saw, the state of every task and the results summary.
+It exits non-zero if the run did not succeed or the sensor never rescheduled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+HOME = REPO / ".airflow"
+BIN = Path(sys.executable).parent
+DAG_ID = "example_proteus"
+RUN_SECONDS = 20  # how long the emulated job runs
+POKE_INTERVAL = 5  # seconds between the sensor's pokes in the demo
+
+
+def airflow_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        AIRFLOW_HOME=str(HOME),
+        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "example_dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    return env
+
+
+def start_emulator(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    port_file = HOME / "emulator.port"
+    port_file.unlink(missing_ok=True)
+    log = (HOME / "emulator.log").open("wb")
+    process = subprocess.Popen(
+        [str(BIN / "proteus-emulator"), "--port", "0", "--port-file", str(port_file)]
+        + ["--run-seconds", str(RUN_SECONDS), "--access-log"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while not port_file.exists() or not port_file.read_text().strip():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            sys.exit(f"The GO emulator did not start; see {HOME / 'emulator.log'}")
+        time.sleep(0.1)
+    return process, int(port_file.read_text())
+
+
+def step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def run_report(run_id: str | None) -> tuple[str, list[tuple[str, str, int]], int, Any, Any]:
+    """Read the run from Airflow's metadata DB: run state, tasks, reschedules, XComs."""
+    os.environ.update(airflow_env())
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        query = select(DagRun).where(DagRun.dag_id == DAG_ID)
+        query = query.where(DagRun.run_id == run_id) if run_id else query.order_by(DagRun.id.desc())
+        dag_run = session.scalars(query.limit(1)).one()
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == dag_run.run_id)
+        ).all()
+        in_run_order = sorted(tis, key=lambda ti: (ti.start_date is None, ti.start_date))
+        tasks = [(ti.task_id, str(ti.state), ti.try_number) for ti in in_run_order]
+        sensor = next(ti for ti in tis if ti.task_id == "wait_for_completion")
+        reschedules = session.scalar(select(func.count()).where(TaskReschedule.ti_id == sensor.id)) or 0
+
+        def xcom(task_id: str) -> Any:
+            row = session.scalars(
+                select(XComModel).where(
+                    XComModel.dag_id == DAG_ID,
+                    XComModel.run_id == dag_run.run_id,
+                    XComModel.task_id == task_id,
+                    XComModel.key == "return_value",
+                )
+            ).first()
+            return None if row is None else XComModel.deserialize_value(row)
+
+        return str(dag_run.state), tasks, reschedules, xcom("submit_job"), xcom("summarize_results")
+
+
+def main() -> int:
+    env = airflow_env()
+    HOME.mkdir(exist_ok=True)
+
+    step(f"Preparing the Airflow metadata DB (SQLite) in {HOME}")
+    migrate = subprocess.run(
+        [str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True, check=False
+    )
+    if migrate.returncode:
+        print(migrate.stdout[-3000:], migrate.stderr[-3000:], sep="\n")
+        return 1
+
+    step("Starting the GO emulator")
+    emulator, port = start_emulator(env)
+    root = f"http://127.0.0.1:{port}"
+    try:
+        from airflow_provider_proteus.testing import DEFAULT_TOKEN, EmulatorClient
+
+        print(f"    serving {root}/api/v2/go; jobs run for {RUN_SECONDS} s", flush=True)
+        env["AIRFLOW_CONN_PROTEUS_DEFAULT"] = json.dumps(
+            {
+                "conn_type": "proteus",
+                "host": f"{root}/api/v2/go",
+                "password": DEFAULT_TOKEN,
+                "extra": {"web_url": f"{root}/web"},
+            }
+        )
+        env["PROTEUS_EXAMPLE_POKE_INTERVAL"] = str(POKE_INTERVAL)
+
+        run_log = HOME / "demo-run.log"
+        step(f"Running the example DAG with `airflow dags test {DAG_ID}` (log: {run_log})")
+        started = time.monotonic()
+        with run_log.open("w") as log:
+            test = subprocess.run(
+                [str(BIN / "airflow"), "dags", "test", DAG_ID],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        print(f"    finished in {time.monotonic() - started:.0f} s with exit code {test.returncode}", flush=True)
+        seen = [
+            entry
+            for entry in EmulatorClient(root).requests(method="GET")
+            if entry["path"].startswith("/projects/") and "stage" in entry
+        ]
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=30)
+        step("Stopped the GO emulator")
+
+    run_id = next(
+        (line.split("run_id=")[1].split(",")[0] for line in run_log.read_text().splitlines() if "run_id=" in line),
+        None,
+    )
+    state, tasks, reschedules, job_id, summary = run_report(run_id)
+
+    print()
+    print(f"DAG run:   {DAG_ID} {run_id or ''} -> {state}")
+    print(f"Job id:    {job_id}")
+    print("Stages the sensor saw:")
+    for entry in seen:
+        print(f"    {entry['at'][11:19]} UTC  {entry['stage']}")
+    print(f"Sensor rescheduled {reschedules} time(s) (state up_for_reschedule between pokes)")
+    print("Tasks:")
+    for task_id, task_state, try_number in tasks:
+        print(f"    {task_id:<22} {task_state:<10} (try {try_number})")
+    if summary:
+        print(
+            f"Results:   {summary['project_name']} ({summary['project_id']}): "
+            f"{len(summary['aois'])} AOIs ({'; '.join(summary['aois'])}), {summary['result_count']} results"
+        )
+
+    ok = (
+        test.returncode == 0
+        and state == "success"
+        and all(task_state == "success" for _, task_state, _ in tasks)
+        and reschedules > 0
+        and job_id
+    )
+    if not ok:
+        print(f"\nThe demo did not succeed; the run's log is {run_log}", file=sys.stderr)
+        return 1
+    print("\nDemo succeeded.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
