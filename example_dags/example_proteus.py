@@ -91,9 +91,11 @@ with DAG(
         )
         return summary
 
-    wait_for_completion_output: Any = wait_for_completion.output
+    # At parse time these are references to the upstream tasks' XComs, resolved when the task runs.
+    job_id: Any = submit_job.output
+    project: Any = wait_for_completion.output
     submit_job >> wait_for_completion
-    summarize_results(job_id=submit_job.output, project=wait_for_completion_output)
+    summarize_results(job_id=job_id, project=project)
 
 
 if __name__ == "__main__":

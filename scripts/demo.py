@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".airflow"
@@ -41,8 +40,11 @@ def start_emulator(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
     port_file.unlink(missing_ok=True)
     log = (HOME / "emulator.log").open("wb")
     process = subprocess.Popen(
-        [str(BIN / "proteus-emulator"), "--port", "0", "--port-file", str(port_file)]
-        + ["--run-seconds", str(RUN_SECONDS), "--access-log"],
+        [
+            str(BIN / "proteus-emulator"),
+            *("--port", "0", "--port-file", str(port_file)),
+            *("--run-seconds", str(RUN_SECONDS), "--access-log"),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -58,42 +60,6 @@ def start_emulator(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
 
 def step(message: str) -> None:
     print(f"==> {message}", flush=True)
-
-
-def run_report(run_id: str | None) -> tuple[str, list[tuple[str, str, int]], int, Any, Any]:
-    """Read the run from Airflow's metadata DB: run state, tasks, reschedules, XComs."""
-    os.environ.update(airflow_env())
-    from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.models.taskreschedule import TaskReschedule
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import func, select
-
-    with create_session() as session:
-        query = select(DagRun).where(DagRun.dag_id == DAG_ID)
-        query = query.where(DagRun.run_id == run_id) if run_id else query.order_by(DagRun.id.desc())
-        dag_run = session.scalars(query.limit(1)).one()
-        tis = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == dag_run.run_id)
-        ).all()
-        in_run_order = sorted(tis, key=lambda ti: (ti.start_date is None, ti.start_date))
-        tasks = [(ti.task_id, str(ti.state), ti.try_number) for ti in in_run_order]
-        sensor = next(ti for ti in tis if ti.task_id == "wait_for_completion")
-        reschedules = session.scalar(select(func.count()).where(TaskReschedule.ti_id == sensor.id)) or 0
-
-        def xcom(task_id: str) -> Any:
-            row = session.scalars(
-                select(XComModel).where(
-                    XComModel.dag_id == DAG_ID,
-                    XComModel.run_id == dag_run.run_id,
-                    XComModel.task_id == task_id,
-                    XComModel.key == "return_value",
-                )
-            ).first()
-            return None if row is None else XComModel.deserialize_value(row)
-
-        return str(dag_run.state), tasks, reschedules, xcom("submit_job"), xcom("summarize_results")
 
 
 def main() -> int:
@@ -136,7 +102,9 @@ def main() -> int:
                 stderr=subprocess.STDOUT,
                 check=False,
             )
-        print(f"    finished in {time.monotonic() - started:.0f} s with exit code {test.returncode}", flush=True)
+        print(
+            f"    finished in {time.monotonic() - started:.0f} s with exit code {test.returncode}", flush=True
+        )
         seen = [
             entry
             for entry in EmulatorClient(root).requests(method="GET")
@@ -148,21 +116,33 @@ def main() -> int:
         step("Stopped the GO emulator")
 
     run_id = next(
-        (line.split("run_id=")[1].split(",")[0] for line in run_log.read_text().splitlines() if "run_id=" in line),
+        (
+            line.split("run_id=")[1].split(",")[0]
+            for line in run_log.read_text().splitlines()
+            if "run_id=" in line
+        ),
         None,
     )
-    state, tasks, reschedules, job_id, summary = run_report(run_id)
+    os.environ.update(airflow_env())
+    from airflow_provider_proteus.testing.airflow_runs import describe_run
+
+    run = describe_run(DAG_ID, run_id)
+    job_id = run.tasks["submit_job"].xcoms.get("return_value") if "submit_job" in run.tasks else None
+    summary = (
+        run.tasks["summarize_results"].xcoms.get("return_value") if "summarize_results" in run.tasks else None
+    )
+    reschedules = run.tasks["wait_for_completion"].reschedules if "wait_for_completion" in run.tasks else 0
 
     print()
-    print(f"DAG run:   {DAG_ID} {run_id or ''} -> {state}")
+    print(f"DAG run:   {DAG_ID} {run.run_id} -> {run.state}")
     print(f"Job id:    {job_id}")
     print("Stages the sensor saw:")
     for entry in seen:
         print(f"    {entry['at'][11:19]} UTC  {entry['stage']}")
     print(f"Sensor rescheduled {reschedules} time(s) (state up_for_reschedule between pokes)")
     print("Tasks:")
-    for task_id, task_state, try_number in tasks:
-        print(f"    {task_id:<22} {task_state:<10} (try {try_number})")
+    for task in run.tasks.values():
+        print(f"    {task.task_id:<22} {task.state:<10} (try {task.try_number})")
     if summary:
         print(
             f"Results:   {summary['project_name']} ({summary['project_id']}): "
@@ -171,8 +151,8 @@ def main() -> int:
 
     ok = (
         test.returncode == 0
-        and state == "success"
-        and all(task_state == "success" for _, task_state, _ in tasks)
+        and run.state == "success"
+        and all(task.state == "success" for task in run.tasks.values())
         and reschedules > 0
         and job_id
     )

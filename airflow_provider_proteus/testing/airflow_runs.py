@@ -1,0 +1,83 @@
+"""Read back what a DAG run did from Airflow's metadata database, for demos and tests.
+
+Airflow 3 only: it reads the metadata database directly, which only code running beside the
+scheduler (a test, ``airflow dags test``) should do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TaskSummary:
+    """One task instance of a run.
+
+    :param task_id: The task id.
+    :param state: The final state, such as ``success`` or ``failed``.
+    :param try_number: How many tries the task used.
+    :param reschedules: How many times the task was rescheduled (reschedule-mode sensors).
+    :param xcoms: The task's XComs by key.
+    """
+
+    task_id: str
+    state: str
+    try_number: int
+    reschedules: int
+    xcoms: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    """A DAG run and its task instances, in the order they started.
+
+    :param dag_id: The DAG id.
+    :param run_id: The run id.
+    :param state: The run's final state.
+    :param tasks: The task instances by task id.
+    """
+
+    dag_id: str
+    run_id: str
+    state: str
+    tasks: dict[str, TaskSummary]
+
+
+def describe_run(dag_id: str, run_id: str | None = None) -> RunSummary:
+    """Summarise a DAG run (the latest one when ``run_id`` is not given)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        query = select(DagRun).where(DagRun.dag_id == dag_id)
+        query = query.where(DagRun.run_id == run_id) if run_id else query.order_by(DagRun.id.desc())
+        dag_run = session.scalars(query.limit(1)).one()
+        task_instances = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == dag_run.run_id)
+        ).all()
+
+        tasks: dict[str, TaskSummary] = {}
+        for ti in sorted(task_instances, key=lambda ti: (ti.start_date is None, ti.start_date)):
+            reschedules = session.scalar(
+                select(func.count()).select_from(TaskReschedule).where(TaskReschedule.ti_id == ti.id)
+            )
+            xcom_rows = session.scalars(
+                select(XComModel).where(
+                    XComModel.dag_id == dag_id,
+                    XComModel.run_id == dag_run.run_id,
+                    XComModel.task_id == ti.task_id,
+                )
+            ).all()
+            tasks[ti.task_id] = TaskSummary(
+                task_id=ti.task_id,
+                state=str(ti.state),
+                try_number=ti.try_number,
+                reschedules=reschedules or 0,
+                xcoms={row.key: XComModel.deserialize_value(row) for row in xcom_rows},
+            )
+        return RunSummary(dag_id=dag_id, run_id=dag_run.run_id, state=str(dag_run.state), tasks=tasks)
