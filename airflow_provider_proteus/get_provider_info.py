@@ -7,6 +7,23 @@ from typing import Any
 from airflow_provider_proteus import __version__
 
 
+def connection_field_behaviour() -> dict[str, Any]:
+    """How Airflow's connection form shows a ``proteus`` connection: a base URL, a token, an extra.
+
+    Airflow 3.2 and later read this from the provider info (``ui-field-behaviour``); older versions
+    call the hook's ``get_ui_field_behaviour``, which returns the same dict.
+    """
+    return {
+        "hidden_fields": ["schema", "login", "port"],
+        "relabeling": {"host": "API base URL", "password": "API token"},
+        "placeholders": {
+            "host": "https://go-services.orbitalinsight.com/api/v2/go",
+            "password": "GO user token",
+            "extra": '{"auth_header": "token", "timeout": 60}',
+        },
+    }
+
+
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider, its modules and its ``proteus`` connection type to Airflow."""
     return {
@@ -44,6 +61,9 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "proteus",
                 "hook-class-name": "airflow_provider_proteus.hooks.proteus.ProteusHook",
                 "hook-name": "Orbital Insight GO",
+                "ui-field-behaviour": {
+                    key.replace("_", "-"): value for key, value in connection_field_behaviour().items()
+                },
             }
         ],
     }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -25,6 +24,7 @@ from airflow_provider_proteus.exceptions import (
     ProteusRequestError,
     ProteusResponseError,
 )
+from airflow_provider_proteus.get_provider_info import connection_field_behaviour
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -303,15 +303,7 @@ class ProteusHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Shape Airflow's connection form: a base URL, a token, and the optional extra."""
-        return {
-            "hidden_fields": ["schema", "login", "port"],
-            "relabeling": {"host": "API base URL", "password": "API token"},
-            "placeholders": {
-                "host": api.DEFAULT_BASE_URL,
-                "password": "GO user token",
-                "extra": json.dumps({"auth_header": "token", "timeout": DEFAULT_TIMEOUT}),
-            },
-        }
+        return connection_field_behaviour()
 
     @property
     def settings(self) -> ProteusConnectionSettings:

@@ -312,12 +312,15 @@ def _page(items: list[Any], limit: int, offset: int) -> list[Any]:
 def _build_api(state: EmulatorState) -> FastAPI:
     app = FastAPI(title="GO emulator", docs_url=None, redoc_url=None, openapi_url=None)
 
-    def authorized(request: Request) -> bool:
+    def presented_token(request: Request) -> tuple[str, str | None]:
+        """How the client authenticated ("header", "bearer" or "none") and the token it sent."""
         token = request.headers.get(TOKEN_HEADER)
+        if token is not None:
+            return "header", token
         authorization = request.headers.get("authorization", "")
         if authorization.lower().startswith("bearer "):
-            token = token or authorization[7:].strip()
-        return token == state.token
+            return "bearer", authorization[7:].strip()
+        return "none", None
 
     def note(request: Request, **details: Any) -> None:
         entry = request.scope.get("state", {}).get("log_entry")
@@ -327,8 +330,9 @@ def _build_api(state: EmulatorState) -> FastAPI:
     @app.middleware("http")
     async def require_token(request: Request, call_next: Any) -> Any:
         if request.url.path.startswith(API_PREFIX):
-            ok = authorized(request)
-            note(request, authenticated=ok)
+            scheme, token = presented_token(request)
+            ok = token == state.token
+            note(request, auth=scheme, authenticated=ok)
             if not ok:
                 return _error(401, "A valid user token is required")
         return await call_next(request)
@@ -373,6 +377,7 @@ def _build_api(state: EmulatorState) -> FastAPI:
         project = find(project_id, version_id)
         if isinstance(project, JSONResponse):
             return project
+        note(request, content_type=request.headers.get("content-type"))
         try:
             payload = json.loads(await request.body())
         except ValueError:
@@ -490,6 +495,28 @@ def _build_api(state: EmulatorState) -> FastAPI:
     return app
 
 
+async def _buffered(receive: Receive) -> Receive:
+    """Read the whole request body now; return a ``receive`` that hands it over once."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    pending: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop()
+        # Nothing more will come; wait like a connection that stays open until the answer is sent.
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    return replay
+
+
 class EmulatorApp:
     """The emulator's ASGI application: GO's API, scripted faults in front of it, and the log.
 
@@ -523,6 +550,9 @@ class EmulatorApp:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
 
+        # GO acts on what it received even if the client has gone by the time it answers, so the
+        # request body is read up front and replayed to the API.
+        receive = await _buffered(receive)
         fault = self.state.take_fault(method, path)
         scope.setdefault("state", {})["log_entry"] = entry
         if fault is None:

@@ -1,0 +1,57 @@
+"""Test environment: a private AIRFLOW_HOME, the example DAGs folder, and the GO emulator.
+
+Airflow reads its configuration when it is first imported, so the environment is set here, at
+the top of the root conftest, before any test module imports Airflow.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="proteus-tests-airflow-home-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "example_dags")
+# The example DAG polls every 15 minutes by default; the tests run it with 1-second pokes.
+os.environ["PROTEUS_EXAMPLE_POKE_INTERVAL"] = "1"
+os.environ["PROTEUS_EXAMPLE_TIMEOUT"] = "120"
+
+from airflow_provider_proteus.testing import EmulatorClient, GoEmulator  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+TOKEN = "tok-TEST-0001-secret"
+
+
+@pytest.fixture(scope="session")
+def go_emulator() -> Iterator[GoEmulator]:
+    """One GO emulator for the whole session, on a free loopback port."""
+    with GoEmulator(token=TOKEN, run_seconds=3) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def emulator(go_emulator: GoEmulator) -> GoEmulator:
+    """The session's emulator, reset to its seeded state for this test."""
+    go_emulator.client.reset()
+    return go_emulator
+
+
+@pytest.fixture
+def control(emulator: GoEmulator) -> EmulatorClient:
+    """The emulator's control surface: projects, faults and the request log."""
+    return emulator.client
+
+
+@pytest.fixture
+def proteus_conn(emulator: GoEmulator, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A ``proteus_default`` connection to the emulator with fast retries; returns its id."""
+    monkeypatch.setenv("AIRFLOW_CONN_PROTEUS_DEFAULT", emulator.connection_json(retry_backoff=0.01))
+    return "proteus_default"

@@ -1,0 +1,88 @@
+"""The example DAG, run for real by Airflow (``dag.test()``) against the GO emulator."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+from airflow_provider_proteus.testing import DEMO_PROJECT_ID, DEMO_VERSION_ID
+
+if TYPE_CHECKING:
+    from airflow_provider_proteus.testing import EmulatorClient, GoEmulator
+    from tests.integration.conftest import RunExample
+
+pytestmark = pytest.mark.integration
+
+
+def test_submits_waits_in_reschedule_mode_and_summarises(
+    run_example: RunExample, control: EmulatorClient
+) -> None:
+    run = run_example()
+
+    assert run.state == "success"
+    assert [task.state for task in run.tasks.values()] == ["success"] * 3
+    [post] = control.requests(method="POST")
+    submit, wait, summary = (
+        run.tasks["submit_job"],
+        run.tasks["wait_for_completion"],
+        run.tasks["summarize_results"],
+    )
+    assert submit.xcoms["return_value"] == post["job_id"]
+    assert submit.xcoms["job_type"] == "STREAMX"
+    assert submit.xcoms["project_url"] == f"{control.root_url}/web/projects/{DEMO_PROJECT_ID}"
+    assert wait.reschedules >= 1
+    assert wait.xcoms["return_value"]["stage"] == "COMPLETED"
+    assert summary.xcoms["return_value"] == {
+        "project_id": DEMO_PROJECT_ID,
+        "project_name": "Car counting demo",
+        "stage": "COMPLETED",
+        "job_id": post["job_id"],
+        "aois": ["Distribution Center Parking, Reno NV", "Outlet Mall Parking, Rotterdam"],
+        "result_count": 6,
+    }
+    stages = [entry["stage"] for entry in control.requests(method="GET", path=f"/projects/{DEMO_PROJECT_ID}")]
+    assert stages[-1] == "COMPLETED"
+    assert set(stages[:-1]) <= {"NOT_STARTED", "RUNNING"}
+    assert stages[:-1]
+
+
+def test_failed_project_fails_the_sensor_without_retries(
+    run_example: RunExample, control: EmulatorClient
+) -> None:
+    control.add_project(id="doomed-1", outcome="FAILURE", run_seconds=1)
+    run = run_example(project_id="doomed-1", version_id="doomed-1-1.0.0")
+
+    assert run.state == "failed"
+    assert run.tasks["submit_job"].state == "success"
+    wait = run.tasks["wait_for_completion"]
+    assert wait.state == "failed"
+    assert wait.try_number == 1  # the DAG allows 2 retries; a FAILURE stage must not use them
+    assert run.tasks["summarize_results"].state == "upstream_failed"
+
+
+def test_wrong_token_fails_the_submission_at_once(
+    run_example: RunExample, emulator: GoEmulator, control: EmulatorClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PROTEUS_WRONG_TOKEN",
+        json.dumps({"conn_type": "proteus", "host": emulator.base_url, "password": "tok-WRONG"}),
+    )
+    run = run_example(proteus_conn_id="proteus_wrong_token")
+
+    assert run.state == "failed"
+    assert (run.tasks["submit_job"].state, run.tasks["submit_job"].try_number) == ("failed", 1)
+    assert "return_value" not in run.tasks["submit_job"].xcoms
+    assert [(entry["method"], entry["status"]) for entry in control.requests()] == [("POST", 401)]
+
+
+def test_unknown_project_fails_the_submission_at_once(
+    run_example: RunExample, control: EmulatorClient
+) -> None:
+    run = run_example(project_id="no-such-project", version_id=DEMO_VERSION_ID)
+
+    assert run.state == "failed"
+    assert (run.tasks["submit_job"].state, run.tasks["submit_job"].try_number) == ("failed", 1)
+    assert run.tasks["wait_for_completion"].state == "upstream_failed"
+    assert [(entry["method"], entry["status"]) for entry in control.requests()] == [("POST", 404)]

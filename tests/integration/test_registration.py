@@ -1,0 +1,60 @@
+"""Airflow discovers the provider and its ``proteus`` connection type, in-process and on the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_proteus import __version__
+
+pytestmark = pytest.mark.integration
+
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+
+
+def airflow_cli(*args: str) -> str:
+    result = subprocess.run([AIRFLOW, *args], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return result.stdout
+
+
+def test_providers_manager_knows_the_provider_and_its_hook() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    provider = manager.providers["airflow-provider-proteus"]
+    assert provider.version == __version__
+    hook = manager.hooks["proteus"]
+    assert hook is not None
+    assert hook.hook_class_name == "airflow_provider_proteus.hooks.proteus.ProteusHook"
+    assert hook.connection_id_attribute_name == "proteus_conn_id"
+    assert hook.hook_name == "Orbital Insight GO"
+    behaviour = manager.field_behaviours["proteus"]
+    assert behaviour["relabeling"]["password"] == "API token"
+
+
+def test_cli_lists_the_provider() -> None:
+    listing = airflow_cli("providers", "list", "-o", "json")
+    providers = {entry["package_name"]: entry for entry in json.loads(listing)}
+    assert providers["airflow-provider-proteus"]["version"] == __version__
+
+
+def test_cli_adds_a_proteus_connection(metadata_db: None) -> None:
+    airflow_cli(
+        "connections",
+        "add",
+        "proteus_cli",
+        "--conn-type",
+        "proteus",
+        "--conn-host",
+        "https://go.example.com/api/v2/go",
+        "--conn-password",
+        "tok-CLI",
+    )
+    listed = json.loads(airflow_cli("connections", "get", "proteus_cli", "-o", "json"))
+    assert listed[0]["conn_type"] == "proteus"
+    assert listed[0]["host"] == "https://go.example.com/api/v2/go"

@@ -1,0 +1,143 @@
+"""ProjectStageSensor's decisions, poke by poke, against the GO emulator."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+from unittest import mock
+
+import pytest
+from airflow.exceptions import AirflowRescheduleException
+from airflow.providers.common.compat.sdk import AirflowFailException, PokeReturnValue
+
+from airflow_provider_proteus.exceptions import (
+    ProteusAuthenticationError,
+    ProteusProjectFailedError,
+    ProteusResponseError,
+    ProteusUnknownStageError,
+)
+from airflow_provider_proteus.sensors.proteus import ProjectStageSensor
+
+if TYPE_CHECKING:
+    from airflow_provider_proteus.testing import EmulatorClient, GoEmulator
+
+
+def sensor(project_id: str = "proj-42", **kwargs: Any) -> ProjectStageSensor:
+    return ProjectStageSensor(task_id="wait", project_id=project_id, **kwargs)
+
+
+def with_stages(control: EmulatorClient, *stages: str, project_id: str = "proj-42") -> str:
+    control.add_project(id=project_id, stages=list(stages))
+    return project_id
+
+
+def first_poke_context() -> dict[str, Any]:
+    """A context for execute(): a task instance that has not been rescheduled yet."""
+    return {"ti": mock.Mock(get_first_reschedule_date=lambda context: None)}
+
+
+def test_defaults_fit_multi_hour_projects() -> None:
+    waiting = sensor()
+    assert waiting.mode == "reschedule"
+    assert waiting.poke_interval == 15 * 60
+    assert waiting.timeout == timedelta(days=3).total_seconds()
+    assert set(ProjectStageSensor.template_fields) == {"project_id", "proteus_conn_id"}
+
+
+@pytest.mark.parametrize("stage", ["NOT_STARTED", "RUNNING"])
+def test_keeps_waiting_while_pending_or_running(
+    proteus_conn: str, control: EmulatorClient, stage: str
+) -> None:
+    assert sensor(with_stages(control, stage)).poke({}) is False  # type: ignore[arg-type]
+
+
+def test_completed_returns_the_project_document(proteus_conn: str, control: EmulatorClient) -> None:
+    result = sensor(with_stages(control, "COMPLETED")).poke({})  # type: ignore[arg-type]
+    assert isinstance(result, PokeReturnValue)
+    assert result.is_done
+    assert result.xcom_value["id"] == "proj-42"
+    assert result.xcom_value["stage"] == "COMPLETED"
+
+
+def test_failure_names_the_project(proteus_conn: str, control: EmulatorClient) -> None:
+    with pytest.raises(ProteusProjectFailedError, match="Project proj-42 reached stage FAILURE"):
+        sensor(with_stages(control, "FAILURE")).poke({})  # type: ignore[arg-type]
+
+
+def test_unknown_stage_fails_naming_it_and_how_to_allow_it(
+    proteus_conn: str, control: EmulatorClient
+) -> None:
+    with pytest.raises(ProteusUnknownStageError, match=r"stage 'QUEUED'.*waiting_stages"):
+        sensor(with_stages(control, "QUEUED")).poke({})  # type: ignore[arg-type]
+
+
+def test_declared_waiting_stage_keeps_waiting(proteus_conn: str, control: EmulatorClient) -> None:
+    assert sensor(with_stages(control, "QUEUED"), waiting_stages=["QUEUED"]).poke({}) is False  # type: ignore[arg-type]
+
+
+def test_waiting_stage_declared_in_the_connection(
+    emulator: GoEmulator, control: EmulatorClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_PROTEUS_DEFAULT", emulator.connection_json(waiting_stages=["QUEUED"]))
+    assert sensor(with_stages(control, "QUEUED")).poke({}) is False  # type: ignore[arg-type]
+
+
+def test_missing_stage_is_never_success(proteus_conn: str, control: EmulatorClient) -> None:
+    control.add_faults("GET", "/projects/proj-42", {"status": 200, "body": '{"data": {"id": "proj-42"}}'})
+    with pytest.raises(ProteusResponseError, match="no usable 'stage'"):
+        sensor(with_stages(control, "COMPLETED")).poke({})  # type: ignore[arg-type]
+
+
+def test_transient_error_is_a_poke_that_is_not_done(
+    emulator: GoEmulator,
+    control: EmulatorClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_PROTEUS_DEFAULT", emulator.connection_json(max_retries=0))
+    control.add_faults("GET", "/projects/proj-42", {"status": 503})
+    assert sensor(with_stages(control, "COMPLETED")).poke({}) is False  # type: ignore[arg-type]
+    assert "Could not read project proj-42 on this poke" in capsys.readouterr().out
+
+
+def test_rejected_token_is_not_transient(emulator: GoEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PROTEUS_DEFAULT",
+        f'{{"conn_type": "proteus", "host": "{emulator.base_url}", "password": "tok-WRONG"}}',
+    )
+    with pytest.raises(ProteusAuthenticationError):
+        sensor().poke({})  # type: ignore[arg-type]
+
+
+class TestExecute:
+    def test_running_reschedules(self, proteus_conn: str, control: EmulatorClient) -> None:
+        with pytest.raises(AirflowRescheduleException):
+            sensor(with_stages(control, "RUNNING"), poke_interval=60).execute(first_poke_context())  # type: ignore[arg-type]
+
+    def test_completed_returns_the_document(self, proteus_conn: str, control: EmulatorClient) -> None:
+        document = sensor(with_stages(control, "COMPLETED")).execute(first_poke_context())  # type: ignore[arg-type]
+        assert document["stage"] == "COMPLETED"
+
+    @pytest.mark.parametrize("soft_fail", [False, True])
+    def test_failure_fails_without_retries_even_with_soft_fail(
+        self, proteus_conn: str, control: EmulatorClient, soft_fail: bool
+    ) -> None:
+        waiting = sensor(with_stages(control, "FAILURE"), soft_fail=soft_fail)
+        with pytest.raises(AirflowFailException, match="reached stage FAILURE"):
+            waiting.execute(first_poke_context())  # type: ignore[arg-type]
+
+    def test_poke_mode_polls_in_one_try(self, proteus_conn: str, control: EmulatorClient) -> None:
+        waiting = sensor(
+            with_stages(control, "RUNNING", "RUNNING", "COMPLETED"), mode="poke", poke_interval=0.01
+        )
+        assert waiting.execute({})["stage"] == "COMPLETED"  # type: ignore[arg-type]
+        assert len(control.requests(path="/projects/proj-42")) == 3
+
+    def test_nothing_is_kept_on_the_sensor_between_pokes(
+        self, proteus_conn: str, control: EmulatorClient
+    ) -> None:
+        waiting = sensor(with_stages(control, "RUNNING", "COMPLETED"))
+        waiting.log.info("warm up Airflow's lazily created task logger")
+        before = dict(vars(waiting))
+        waiting.poke({})  # type: ignore[arg-type]
+        assert vars(waiting) == before
