@@ -22,19 +22,27 @@ def airflow_cli(*args: str) -> str:
     return result.stdout
 
 
-def test_providers_manager_knows_the_provider_and_its_hook() -> None:
+def test_providers_manager_knows_the_provider_and_its_connection_form() -> None:
     from airflow.providers_manager import ProvidersManager
 
     manager = ProvidersManager()
-    provider = manager.providers["airflow-provider-proteus"]
-    assert provider.version == __version__
-    hook = manager.hooks["proteus"]
+    assert manager.providers["airflow-provider-proteus"].version == __version__
+    assert manager.field_behaviours["proteus"]["relabeling"] == {
+        "host": "API base URL",
+        "password": "API token",
+    }
+    assert set(manager.field_behaviours["proteus"]["hidden_fields"]) == {"schema", "login", "port"}
+
+
+def test_task_runtime_finds_the_hook_for_the_connection_type() -> None:
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    hook = ProvidersManagerTaskRuntime().hooks["proteus"]
     assert hook is not None
     assert hook.hook_class_name == "airflow_provider_proteus.hooks.proteus.ProteusHook"
     assert hook.connection_id_attribute_name == "proteus_conn_id"
     assert hook.hook_name == "Orbital Insight GO"
-    behaviour = manager.field_behaviours["proteus"]
-    assert behaviour["relabeling"]["password"] == "API token"
+    assert hook.connection_testable
 
 
 def test_cli_lists_the_provider() -> None:
