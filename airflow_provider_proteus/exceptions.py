@@ -94,9 +94,10 @@ class ProteusResponseError(ProteusRequestError):
         self.status = status
 
 
-class ProteusProjectFailedError(ProteusError):
-    """The project reached GO's ``FAILURE`` stage.
+class ProteusStageError(ProteusError):
+    """A project's stage ends the wait without success.
 
+    :param message: What happened and what to do.
     :param project_id: The GO project id.
     :param stage: The stage GO reported.
     """
@@ -107,17 +108,12 @@ class ProteusProjectFailedError(ProteusError):
         self.stage = stage
 
 
-class ProteusUnknownStageError(ProteusError):
-    """GO reported a stage this provider does not know and the user has not declared as waiting.
+class ProteusProjectFailedError(ProteusStageError):
+    """The project reached GO's ``FAILURE`` stage."""
 
-    :param project_id: The GO project id.
-    :param stage: The stage GO reported.
-    """
 
-    def __init__(self, message: str, *, project_id: str, stage: str) -> None:
-        super().__init__(message)
-        self.project_id = project_id
-        self.stage = stage
+class ProteusUnknownStageError(ProteusStageError):
+    """GO reported a stage this provider does not know and the user has not declared as waiting."""
 
 
 @contextmanager
