@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_proteus.testing import DEMO_PROJECT_ID, DEMO_VERSION_ID
+from tests.conftest import TOKEN
 
 if TYPE_CHECKING:
     from airflow_provider_proteus.testing import EmulatorClient, GoEmulator
@@ -17,9 +18,10 @@ pytestmark = pytest.mark.integration
 
 
 def test_submits_waits_in_reschedule_mode_and_summarises(
-    run_example: RunExample, control: EmulatorClient
+    run_example: RunExample, control: EmulatorClient, capfd: pytest.CaptureFixture[str]
 ) -> None:
     run = run_example()
+    output = capfd.readouterr()
 
     assert run.state == "success"
     assert [task.state for task in run.tasks.values()] == ["success"] * 3
@@ -45,6 +47,10 @@ def test_submits_waits_in_reschedule_mode_and_summarises(
     stages = [entry["stage"] for entry in control.requests(method="GET", path=f"/projects/{DEMO_PROJECT_ID}")]
     assert stages[-1] == "COMPLETED"
     assert set(stages[:-1]) <= {"NOT_STARTED", "RUNNING"}
+    assert f"Submitted STREAMX job {post['job_id']} for project {DEMO_PROJECT_ID}" in output.out
+    assert f"Project {DEMO_PROJECT_ID} is at stage COMPLETED." in output.out
+    assert TOKEN not in output.out + output.err
+    assert TOKEN not in json.dumps([task.xcoms for task in run.tasks.values()])
     assert stages[:-1]
 
 
@@ -63,18 +69,26 @@ def test_failed_project_fails_the_sensor_without_retries(
 
 
 def test_wrong_token_fails_the_submission_at_once(
-    run_example: RunExample, emulator: GoEmulator, control: EmulatorClient, monkeypatch: pytest.MonkeyPatch
+    run_example: RunExample,
+    emulator: GoEmulator,
+    control: EmulatorClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv(
         "AIRFLOW_CONN_PROTEUS_WRONG_TOKEN",
         json.dumps({"conn_type": "proteus", "host": emulator.base_url, "password": "tok-WRONG"}),
     )
     run = run_example(proteus_conn_id="proteus_wrong_token")
+    output = capfd.readouterr()
 
     assert run.state == "failed"
     assert (run.tasks["submit_job"].state, run.tasks["submit_job"].try_number) == ("failed", 1)
     assert "return_value" not in run.tasks["submit_job"].xcoms
     assert [(entry["method"], entry["status"]) for entry in control.requests()] == [("POST", 401)]
+    assert "with HTTP 401" in output.out
+    assert "Check the API token" in output.out
+    assert "tok-WRONG" not in output.out + output.err
 
 
 def test_unknown_project_fails_the_submission_at_once(

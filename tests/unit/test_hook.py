@@ -8,6 +8,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from airflow.providers.common.compat.sdk import redact
 
 from airflow_provider_proteus.exceptions import (
     ProteusAuthenticationError,
@@ -65,6 +66,11 @@ class TestConnectionSettings:
     def test_settings_repr_hides_the_token(self, monkeypatch: pytest.MonkeyPatch) -> None:
         use_connection(monkeypatch, host="https://api.test", password="tok-CASE-0001")
         assert "tok-CASE-0001" not in repr(ProteusHook().settings)
+
+    def test_token_is_registered_with_the_secrets_masker(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        use_connection(monkeypatch, host="https://api.test", password="tok-MASK-0001")
+        _ = ProteusHook().settings
+        assert redact("Authorization failed for tok-MASK-0001") == "Authorization failed for ***"
 
     def test_missing_token_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
         use_connection(monkeypatch, host="https://api.test")
