@@ -49,9 +49,6 @@ with DAG(
         project_id="{{ params.project_id }}",
         version_id="{{ params.version_id }}",
         proteus_conn_id="{{ params.proteus_conn_id }}",
-        # Transient errors are already retried inside the hook. A task retry would post a second
-        # job (and spend credits again) if the first one was accepted, so this task does not retry.
-        retries=0,
     )
 
     wait_for_completion = ProjectStageSensor(

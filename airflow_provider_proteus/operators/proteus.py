@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_proteus import api
-from airflow_provider_proteus.exceptions import ProteusConnectionError, permanent_errors_fail_task
+from airflow_provider_proteus.exceptions import (
+    ProteusConnectionError,
+    ProteusHTTPError,
+    ProteusUnknownStageError,
+    permanent_errors_fail_task,
+)
 from airflow_provider_proteus.hooks.proteus import ProteusHook
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.providers.common.compat.sdk import Context
+
+#: The task state store key under which a submission is remembered across the tries of a task instance.
+SUBMISSION_KEY = "proteus_submission"
+
+
+class TaskStateStore(Protocol):
+    """The part of Airflow 3.3's ``context["task_state_store"]`` that the operator uses."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+    def delete(self, key: str) -> None: ...
 
 
 class SubmitJobOperator(BaseOperator):
@@ -25,9 +43,19 @@ class SubmitJobOperator(BaseOperator):
     ``project_url``). It does not wait for the job: follow it with
     :class:`~airflow_provider_proteus.sensors.proteus.ProjectStageSensor`.
 
-    A job costs credits, so the operator never sends the POST twice by itself: when the connection
-    fails after the request went out, the task fails without retries and says so, because GO may
-    have started the job. Check the project's stage before clearing the task.
+    A job costs credits, so the operator never starts a second one by itself:
+
+    - Before posting it reads the project. If a job is already under way (``RUNNING``, or a stage
+      declared in the connection extra ``waiting_stages``) that this task did not start, it fails
+      without posting; an undeclared stage fails too, since it cannot tell.
+    - On Airflow 3.3+ it remembers the submission in the task state store. A retry (or a clear) of
+      the same task instance reattaches to that job while it is under way or completed, returning
+      its id without posting again, and says so in the log; a job that ended in ``FAILURE`` is
+      replaced by a new one.
+    - When GO may have started a job but its answer was lost (read timeout, dropped connection, a
+      5xx from a gateway), the task fails without task retries, and later tries refuse to post.
+      Check the project in GO, then mark the task successful or clear it.
+    - On Airflow versions without a task state store a retry never posts; it fails and says why.
 
     :param project_id: The GO project id, for example ``O1ymF8uopj-190812``. Templated.
     :param version_id: The id of the version to run, for example ``O1ymF8uopj-190812-1.0.0``.
@@ -54,44 +82,145 @@ class SubmitJobOperator(BaseOperator):
 
     def execute(self, context: Context) -> str:
         hook = ProteusHook(proteus_conn_id=self.proteus_conn_id)
+        # Airflow 3.3's task state store outlives task tries; older Airflow has none.
+        store = context.get("task_state_store")
         try:
             with permanent_errors_fail_task():
-                job_type, job_id = self._submit(hook)
+                api.validate_id("project_id", self.project_id)
+                api.validate_id("version_id", self.version_id)
+                job_type, job_id = self._reattach_or_submit(hook, store, context["ti"].try_number)
                 project_url = hook.project_web_url(self.project_id)
         finally:
             hook.close()
 
-        self.log.info(
-            "Submitted %s job %s for project %s, version %s. Project page: %s",
-            job_type,
-            job_id,
-            self.project_id,
-            self.version_id,
-            project_url,
-        )
+        self.log.info("GO project page: %s", project_url)
         context["ti"].xcom_push(key="job_type", value=job_type)
         context["ti"].xcom_push(key="project_url", value=project_url)
         return job_id
 
-    def _submit(self, hook: ProteusHook) -> tuple[str, str]:
+    def _reattach_or_submit(
+        self, hook: ProteusHook, store: TaskStateStore | None, try_number: int
+    ) -> tuple[str, str]:
+        """Return the job of this task instance, posting a new one only when that cannot duplicate it."""
+        earlier = store.get(SUBMISSION_KEY) if store is not None else None
+        if not isinstance(earlier, dict) or earlier.get("target") != [self.project_id, self.version_id]:
+            earlier = None
+
+        stage = self._current_stage(hook)
+        outcome = api.classify_stage(stage, extra_waiting_stages=hook.settings.waiting_stages)
+
+        if earlier is not None and earlier.get("job_id"):
+            if outcome in (api.StageOutcome.WAITING, api.StageOutcome.DONE):
+                self.log.info(
+                    "Reattaching to %s job %s for project %s (stage %s), submitted by try %s of this task; "
+                    "not posting a second job.",
+                    earlier["job_type"],
+                    earlier["job_id"],
+                    self.project_id,
+                    stage,
+                    earlier["try_number"],
+                )
+                return str(earlier["job_type"]), str(earlier["job_id"])
+            self.log.warning(
+                "Job %s for project %s, submitted by try %s of this task, ended at stage %s; "
+                "submitting a new job.",
+                earlier["job_id"],
+                self.project_id,
+                earlier["try_number"],
+                stage,
+            )
+        elif earlier is not None:
+            raise AirflowFailException(
+                f"Try {earlier['try_number']} of this task sent a job for project {self.project_id} but "
+                "could not learn its id (GO's answer was lost or had none), so a job may exist (the "
+                f"project is now at stage {stage}). "
+                "Not posting again, so that no second job is started: check the project in GO, then mark "
+                "this task successful, or clear it once the project is no longer running."
+            )
+        elif store is None and try_number > 1:
+            raise AirflowFailException(
+                f"This is try {try_number} of the submission for project {self.project_id}, and this "
+                "Airflow version has no task state store to tell whether an earlier try started a job (the "
+                f"project is at stage {stage}). Not posting again, so that no second job is started: "
+                "check the project in GO, then mark this task successful or clear it."
+            )
+        elif outcome is api.StageOutcome.UNKNOWN:
+            raise ProteusUnknownStageError(
+                f"Project {self.project_id} is at stage {stage!r}, which this provider does not know, so it "
+                'cannot tell whether a job is under way. If it means "pending or running", list it in the '
+                'connection extra "waiting_stages".',
+                project_id=self.project_id,
+                stage=stage,
+            )
+        elif outcome is api.StageOutcome.WAITING and stage != api.NOT_STARTED:
+            raise AirflowFailException(
+                f"Project {self.project_id} already has a job under way (stage {stage}) that this task "
+                "did not start; not posting a second one. Wait for it with ProjectStageSensor, or submit "
+                "again once it has finished."
+            )
+
+        return self._submit(hook, store, try_number)
+
+    def _current_stage(self, hook: ProteusHook) -> str:
+        project = hook.get_project(self.project_id)
+        url = api.project_url(hook.settings.base_url, self.project_id)
+        stage = api.project_stage(project, project_id=self.project_id, url=url)
+        self.log.info("Project %s is at stage %s before submission.", self.project_id, stage)
+        return stage
+
+    def _submit(self, hook: ProteusHook, store: TaskStateStore | None, try_number: int) -> tuple[str, str]:
+        target = [self.project_id, self.version_id]
+        # Written before the POST: if this try dies before GO's answer is recorded, the next one knows
+        # that a job may exist and does not post again.
+        if store is not None:
+            store.set(SUBMISSION_KEY, {"target": target, "try_number": try_number})
+
         self.log.info("Submitting a job for project %s, version %s.", self.project_id, self.version_id)
         try:
             job = hook.submit_job(self.project_id, self.version_id)
         except ProteusConnectionError as err:
-            if not err.request_may_have_been_processed:
-                raise
-            raise AirflowFailException(
-                f"{err} Not retrying, so that no second job is started for project {self.project_id}: "
-                "look at the project's stage in GO before clearing this task."
-            ) from err
+            if err.request_may_have_been_processed:
+                raise self._outcome_unknown(err) from err
+            self._forget(store)
+            raise
+        except ProteusHTTPError as err:
+            if err.status >= 500:
+                # A gateway's 502 or 504 can come after GO started the job; only a refusal is certain.
+                raise self._outcome_unknown(err) from err
+            self._forget(store)
+            raise
 
         job_type, job_id = api.find_job_id(job, job_id_paths=hook.settings.job_id_paths)
         if job_id is None:
             raise AirflowFailException(
                 f"GO accepted a job for project {self.project_id}, version {self.version_id}, but its "
-                f"answer has no job id where a {job_type} job keeps it (top-level keys: "
-                f"{sorted(job)}). The job was started; do not clear this task. Set the connection "
-                f'extra "job_id_paths", for example {{"{job_type}": "{job_type.lower()}_data.id"}}, '
-                "to tell the provider where the id is."
+                f"answer has no job id where a {job_type} job keeps it (top-level keys: {sorted(job)}). "
+                "The job was started, so this task will not post again. Set the connection extra "
+                f'"job_id_paths", for example {{"{job_type}": "{job_type.lower()}_data.id"}}, to tell '
+                "the provider where the id is."
             )
+        if store is not None:
+            store.set(
+                SUBMISSION_KEY,
+                {"target": target, "try_number": try_number, "job_id": job_id, "job_type": job_type},
+            )
+        self.log.info(
+            "Submitted %s job %s for project %s, version %s.",
+            job_type,
+            job_id,
+            self.project_id,
+            self.version_id,
+        )
         return job_type, job_id
+
+    def _outcome_unknown(self, err: Exception) -> AirflowFailException:
+        return AirflowFailException(
+            f"{err} GO may have started the job. Not retrying, so that no second job is started for "
+            f"project {self.project_id}: check the project in GO before clearing this task."
+        )
+
+    @staticmethod
+    def _forget(store: TaskStateStore | None) -> None:
+        """GO certainly did not start a job: a later try may post again."""
+        if store is not None:
+            store.delete(SUBMISSION_KEY)

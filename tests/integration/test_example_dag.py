@@ -85,7 +85,7 @@ def test_wrong_token_fails_the_submission_at_once(
     assert run.state == "failed"
     assert (run.tasks["submit_job"].state, run.tasks["submit_job"].try_number) == ("failed", 1)
     assert "return_value" not in run.tasks["submit_job"].xcoms
-    assert [(entry["method"], entry["status"]) for entry in control.requests()] == [("POST", 401)]
+    assert [(entry["method"], entry["status"]) for entry in control.requests()] == [("GET", 401)]
     assert "with HTTP 401" in output.out
     assert "Check the API token" in output.out
     assert "tok-WRONG" not in output.out + output.err
@@ -99,4 +99,4 @@ def test_unknown_project_fails_the_submission_at_once(
     assert run.state == "failed"
     assert (run.tasks["submit_job"].state, run.tasks["submit_job"].try_number) == ("failed", 1)
     assert run.tasks["wait_for_completion"].state == "upstream_failed"
-    assert [(entry["method"], entry["status"]) for entry in control.requests()] == [("POST", 404)]
+    assert [(entry["method"], entry["status"]) for entry in control.requests()] == [("GET", 404)]

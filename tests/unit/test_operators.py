@@ -14,17 +14,40 @@ from airflow_provider_proteus.operators.proteus import SubmitJobOperator
 from airflow_provider_proteus.testing import DEMO_PROJECT_ID, DEMO_VERSION_ID
 
 if TYPE_CHECKING:
-    from airflow_provider_proteus.testing import EmulatorClient
+    from airflow_provider_proteus.testing import EmulatorClient, GoEmulator
 
 JOB_PATH = f"/projects/{DEMO_PROJECT_ID}/versions/{DEMO_VERSION_ID}/job"
 
 
-def run(operator: SubmitJobOperator) -> tuple[Any, dict[str, Any]]:
+class DictStateStore:
+    """Airflow 3.3's task state store, kept in a dict: it outlives the tries of one task instance."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+def run(
+    operator: SubmitJobOperator, *, try_number: int = 1, store: DictStateStore | None = None
+) -> tuple[Any, dict[str, Any]]:
     """Execute the operator; return its result and what it pushed to XCom by key."""
-    ti = mock.Mock()
-    result = operator.execute({"ti": ti})  # type: ignore[arg-type]
+    ti = mock.Mock(try_number=try_number)
+    context = {"ti": ti} if store is None else {"ti": ti, "task_state_store": store}
+    result = operator.execute(context)  # type: ignore[arg-type]
     pushed = {call.kwargs["key"]: call.kwargs["value"] for call in ti.xcom_push.call_args_list}
     return result, pushed
+
+
+def posts(control: EmulatorClient) -> int:
+    return len(control.requests(method="POST"))
 
 
 def submit(project_id: str = DEMO_PROJECT_ID, version_id: str = DEMO_VERSION_ID) -> SubmitJobOperator:
@@ -71,24 +94,101 @@ def test_missing_job_id_fails_without_retry_and_never_returns_none(
     proteus_conn: str, control: EmulatorClient, data: dict[str, Any]
 ) -> None:
     control.add_faults("POST", JOB_PATH, {"status": 201, "body": f'{{"data": {json.dumps(data)}}}'})
-    with pytest.raises(AirflowFailException, match=r"no job id .* The job was started; do not clear"):
-        run(submit())
+    store = DictStateStore()
+    with pytest.raises(
+        AirflowFailException, match=r"no job id .* The job was started, so this task will not"
+    ):
+        run(submit(), store=store)
+    with pytest.raises(AirflowFailException, match="could not learn its id"):
+        run(submit(), try_number=2, store=store)
+    assert posts(control) == 1
 
 
-def test_lost_answer_fails_without_retry_and_without_a_second_post(
-    proteus_conn: str, control: EmulatorClient
+@pytest.mark.parametrize("fault", [{"drop_after_processing": True}, {"status": 502}, {"status": 504}])
+def test_unknown_outcome_fails_without_retry_and_later_tries_do_not_post(
+    proteus_conn: str, control: EmulatorClient, fault: dict[str, Any]
 ) -> None:
-    control.add_faults("POST", JOB_PATH, {"drop_after_processing": True})
+    store = DictStateStore()
+    control.add_faults("POST", JOB_PATH, fault)
     with pytest.raises(AirflowFailException, match=f"no second job is started for project {DEMO_PROJECT_ID}"):
-        run(submit())
-    assert len(control.requests(method="POST")) == 1
+        run(submit(), store=store)
+    with pytest.raises(
+        AirflowFailException, match=r"Try 1 of this task sent a job .* could not learn its id"
+    ):
+        run(submit(), try_number=2, store=store)
+    assert posts(control) == 1
 
 
-def test_transient_error_is_left_to_task_retries(proteus_conn: str, control: EmulatorClient) -> None:
-    control.add_faults("POST", JOB_PATH, {"status": 503})
+def test_refused_submission_may_be_retried(proteus_conn: str, control: EmulatorClient) -> None:
+    store = DictStateStore()
+    control.add_faults("POST", JOB_PATH, *[{"status": 429}] * 6)
     with pytest.raises(ProteusHTTPError) as caught:
-        run(submit())
+        run(submit(), store=store)
     assert caught.value.transient
+    assert store.values == {}
+    job_id, _ = run(submit(), try_number=2, store=store)
+    assert [entry["status"] for entry in control.requests(method="POST")] == [429] * 6 + [201]
+    assert job_id == control.requests(method="POST")[-1]["job_id"]
+
+
+def test_retry_reattaches_to_the_job_of_an_earlier_try(
+    proteus_conn: str, control: EmulatorClient, capsys
+) -> None:
+    store = DictStateStore()
+    first_job_id, _ = run(submit(), store=store)
+    job_id, pushed = run(submit(), try_number=2, store=store)
+    assert job_id == first_job_id
+    assert pushed["job_type"] == "STREAMX"
+    assert posts(control) == 1
+    assert f"Reattaching to STREAMX job {job_id} for project {DEMO_PROJECT_ID}" in capsys.readouterr().out
+
+
+def test_retry_replaces_a_job_that_failed(proteus_conn: str, control: EmulatorClient) -> None:
+    control.add_project(id="doomed-1", run_seconds=0, outcome="FAILURE")
+    store = DictStateStore()
+    first_job_id, _ = run(submit("doomed-1", "doomed-1-1.0.0"), store=store)
+    second_job_id, _ = run(submit("doomed-1", "doomed-1-1.0.0"), try_number=2, store=store)
+    assert second_job_id != first_job_id
+    assert posts(control) == 2
+
+
+def test_a_job_under_way_is_never_doubled(proteus_conn: str, control: EmulatorClient) -> None:
+    control.add_project(id="busy-1", stages=["RUNNING"])
+    with pytest.raises(AirflowFailException, match=r"busy-1 already has a job under way \(stage RUNNING\)"):
+        run(submit("busy-1", "busy-1-1.0.0"))
+    assert posts(control) == 0
+
+
+def test_a_declared_waiting_stage_counts_as_under_way(
+    emulator: GoEmulator, control: EmulatorClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_PROTEUS_DEFAULT", emulator.connection_json(waiting_stages=["QUEUED"]))
+    control.add_project(id="queued-1", stages=["QUEUED"])
+    with pytest.raises(AirflowFailException, match="already has a job under way"):
+        run(submit("queued-1", "queued-1-1.0.0"))
+    assert posts(control) == 0
+
+
+def test_an_unknown_stage_is_not_submitted_over(proteus_conn: str, control: EmulatorClient) -> None:
+    control.add_project(id="odd-1", stages=["QUEUED"])
+    with pytest.raises(AirflowFailException, match="stage 'QUEUED', which this provider does not know"):
+        run(submit("odd-1", "odd-1-1.0.0"))
+    assert posts(control) == 0
+
+
+@pytest.mark.parametrize("stage", ["COMPLETED", "FAILURE"])
+def test_a_finished_project_may_be_submitted_again(
+    proteus_conn: str, control: EmulatorClient, stage: str
+) -> None:
+    control.add_project(id="done-1", stages=[stage])
+    run(submit("done-1", "done-1-1.0.0"))
+    assert posts(control) == 1
+
+
+def test_without_a_task_state_store_a_retry_never_posts(proteus_conn: str, control: EmulatorClient) -> None:
+    with pytest.raises(AirflowFailException, match="no task state store"):
+        run(submit(), try_number=2)
+    assert posts(control) == 0
 
 
 @pytest.mark.parametrize(
