@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -192,8 +194,12 @@ def settings_from_connection(
 
     def number(key: str, default: float, *, integer: bool = False) -> float:
         value = extra.get(key, default)
+        if isinstance(value, str):
+            # A URI connection can only give strings; a plain number in one is unambiguous.
+            with contextlib.suppress(ValueError):
+                value = int(value) if integer else float(value)
         allowed = isinstance(value, int) or (isinstance(value, float) and not integer)
-        if isinstance(value, bool) or not allowed or value < 0:
+        if isinstance(value, bool) or not allowed or not 0 <= value < float("inf"):
             raise _extra_error(conn_id, key, "a non-negative " + ("integer" if integer else "number"), value)
         return float(value)
 
@@ -259,6 +265,25 @@ def settings_from_connection(
     )
 
 
+def parse_extra(conn_id: str, extra: str | None) -> dict[str, Any]:
+    """Parse a connection's extra, refusing what Airflow itself would silently turn into ``{}``."""
+    if not extra or not extra.strip():
+        return {}
+    try:
+        value = json.loads(extra)
+    except ValueError as err:
+        # The position, not the text: an extra may hold secrets of its own.
+        raise ProteusConfigurationError(
+            f"Connection {conn_id!r}: the extra is not valid JSON ({err.args[0].split(':')[0]}); "
+            'write it as a JSON object such as {"timeout": 60}'
+        ) from None
+    if not isinstance(value, dict):
+        raise ProteusConfigurationError(
+            f"Connection {conn_id!r}: the extra must be a JSON object, got a {type(value).__name__}"
+        )
+    return value
+
+
 def _request_was_sent(error: requests.RequestException) -> bool:
     """Whether a failed request may have reached GO (and so, for a POST, may have started a job)."""
     if isinstance(error, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
@@ -318,7 +343,7 @@ class ProteusHook(BaseHook):
                 port=conn.port,
                 schema=conn.schema,
                 password=conn.password,
-                extra=conn.extra_dejson,
+                extra=parse_extra(self.proteus_conn_id, conn.extra),
             )
         return self._settings
 

@@ -81,7 +81,7 @@ class TestConnectionSettings:
         ("extra", "field"),
         [
             ({"verify": "false"}, "verify"),
-            ({"timeout": "30"}, "timeout"),
+            ({"timeout": "thirty"}, "timeout"),
             ({"timeout": 0}, "timeout"),
             ({"timeout": -1}, "timeout"),
             ({"max_retries": 2.5}, "max_retries"),
@@ -99,6 +99,28 @@ class TestConnectionSettings:
         use_connection(monkeypatch, host=host, password="secret", extra=extra)
         with pytest.raises(ProteusConfigurationError, match=f"extra field '{field}'"):
             _ = ProteusHook().settings
+
+    @pytest.mark.parametrize(
+        ("extra", "message"),
+        [
+            ('{"timeout": 30', "the extra is not valid JSON"),
+            ("timeout=30", "the extra is not valid JSON"),
+            ('["timeout", 30]', "the extra must be a JSON object, got a list"),
+        ],
+    )
+    def test_extra_that_is_not_a_json_object_is_refused(
+        self, monkeypatch: pytest.MonkeyPatch, extra: str, message: str
+    ) -> None:
+        use_connection(monkeypatch, host="https://api.test", password="secret", extra=extra)
+        with pytest.raises(ProteusConfigurationError, match=f"Connection 'proteus_default': {message}"):
+            _ = ProteusHook().settings
+
+    def test_numbers_from_a_uri_connection_are_read(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_PROTEUS_DEFAULT", "proteus://:secret@api.test/api/v2/go?timeout=30&max_retries=2"
+        )
+        settings = ProteusHook().settings
+        assert (settings.timeout, settings.max_retries) == (30.0, 2)
 
     def test_extra_settings_are_used(self, monkeypatch: pytest.MonkeyPatch) -> None:
         extra = {"timeout": 5, "verify": "/etc/ssl/ca.pem", "proxies": {"https": "http://proxy:3128"}}
