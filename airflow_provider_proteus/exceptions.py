@@ -56,6 +56,11 @@ class ProteusConnectionError(ProteusRequestError):
         self.request_may_have_been_processed = request_may_have_been_processed
 
 
+class ProteusTLSError(ProteusRequestError):
+    """The TLS handshake with GO failed: a wrong scheme (https to an http server), or a certificate
+    that ``verify`` rejects. Not retried: it fails the same way until the connection is fixed."""
+
+
 class ProteusHTTPError(ProteusRequestError):
     """GO answered with an HTTP status that is not the expected one.
 

@@ -7,6 +7,7 @@ the top of the root conftest, before any test module imports Airflow.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +18,15 @@ REPO = Path(__file__).resolve().parent.parent
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="proteus-tests-airflow-home-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "example_dags")
+# dag.test() runs only DAGs of a configured bundle: the example DAG and the tests' own DAGs, side by side.
+DAGS_FOLDER = Path(_AIRFLOW_HOME) / "dags"
+DAGS_FOLDER.mkdir()
+for dag_file in [
+    REPO / "example_dags" / "example_proteus.py",
+    *sorted((REPO / "tests" / "dags").glob("*.py")),
+]:
+    shutil.copy(dag_file, DAGS_FOLDER / dag_file.name)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 # The example DAG polls every 15 minutes by default; the tests run it with 1-second pokes.
 os.environ["PROTEUS_EXAMPLE_POKE_INTERVAL"] = "1"
 os.environ["PROTEUS_EXAMPLE_TIMEOUT"] = "120"

@@ -25,6 +25,7 @@ from airflow_provider_proteus.exceptions import (
     ProteusNotFoundError,
     ProteusRequestError,
     ProteusResponseError,
+    ProteusTLSError,
 )
 from airflow_provider_proteus.get_provider_info import connection_field_behaviour
 
@@ -63,6 +64,14 @@ _EXTRA_KEYS = frozenset(
         "allow_insecure_http",
     }
 )
+
+
+class _HideUrllib3RetryNotices(logging.Filter):
+    """Drop urllib3's own "Retrying (...)" warning for this hook's requests: ``_GoRetry`` logs each
+    retry once, with the method and the full URL, and other urllib3 users keep their warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.args, tuple) and record.args and isinstance(record.args[0], _GoRetry))
 
 
 class _GoRetry(Retry):
@@ -107,6 +116,9 @@ class _GoRetry(Retry):
             new_retry.total or 0,
         )
         return new_retry
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_HideUrllib3RetryNotices())
 
 
 @dataclass(frozen=True)
@@ -354,6 +366,9 @@ class ProteusHook(BaseHook):
             retry = _GoRetry(
                 total=settings.max_retries,
                 connect=settings.max_retries,
+                # Everything that is neither a connection, a read nor a status problem (a failed TLS
+                # handshake, mostly) will fail the same way again.
+                other=0,
                 read=settings.max_retries,
                 status=settings.max_retries,
                 backoff_factor=settings.retry_backoff,
@@ -394,6 +409,14 @@ class ProteusHook(BaseHook):
             response = session.request(
                 method, url, json=json_body, params=params, timeout=settings.timeout, verify=settings.verify
             )
+        except requests.exceptions.SSLError as err:
+            raise ProteusTLSError(
+                f"GO request {method} {url} failed in the TLS handshake: "
+                f"{api.redact(str(err.args[0] if err.args else err), [settings.token])}. Check the scheme of "
+                "the connection host (http or https) and the extra's 'verify' setting.",
+                method=method,
+                url=url,
+            ) from None
         except requests.RequestException as err:
             sent = _request_was_sent(err)
             reason = api.redact(str(err.args[0] if err.args else err), [settings.token])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_proteus import api
 from airflow_provider_proteus.exceptions import (
@@ -78,7 +78,26 @@ class ProjectStageSensor(BaseSensorOperator):
         # Converting outside the base class's poke loop keeps ``soft_fail`` from turning a FAILURE
         # stage or a rejected token into a skip: only a timeout is soft.
         with permanent_errors_fail_task():
-            return super().execute(context)
+            try:
+                return super().execute(context)
+            except AirflowSensorTimeout as err:
+                raise AirflowSensorTimeout(
+                    f"Project {self.project_id} did not reach COMPLETED within the sensor's timeout of "
+                    f"{self.timeout:.0f} s, counted from the first poke; its stage is "
+                    f"{self._stage_for_message()}. {err}"
+                ) from err
+
+    def _stage_for_message(self) -> str:
+        """The project's stage now, for an error message; a failure to read it is said, not raised."""
+        hook = ProteusHook(proteus_conn_id=self.proteus_conn_id)
+        try:
+            project = hook.get_project(self.project_id)
+            url = api.project_url(hook.settings.base_url, self.project_id)
+            return api.project_stage(project, project_id=self.project_id, url=url)
+        except ProteusError as err:
+            return f"unknown (reading it failed: {err})"
+        finally:
+            hook.close()
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         hook = ProteusHook(proteus_conn_id=self.proteus_conn_id)

@@ -17,15 +17,23 @@ class TaskSummary:
     :param task_id: The task id.
     :param state: The final state, such as ``success`` or ``failed``.
     :param try_number: How many tries the task used.
-    :param reschedules: How many times the task was rescheduled (reschedule-mode sensors).
+    :param reschedule_intervals: For each reschedule (reschedule-mode sensors), the seconds Airflow
+        chose to wait before the next poke.
     :param xcoms: The task's XComs by key.
+    :param rendered_fields: The task's rendered template fields.
     """
 
     task_id: str
     state: str
     try_number: int
-    reschedules: int
+    reschedule_intervals: list[float] = field(default_factory=list)
     xcoms: dict[str, Any] = field(default_factory=dict)
+    rendered_fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reschedules(self) -> int:
+        """How many times the task was rescheduled."""
+        return len(self.reschedule_intervals)
 
 
 @dataclass
@@ -47,11 +55,12 @@ class RunSummary:
 def describe_run(dag_id: str, run_id: str | None = None) -> RunSummary:
     """Summarise a DAG run (the latest one when ``run_id`` is not given)."""
     from airflow.models.dagrun import DagRun
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.taskreschedule import TaskReschedule
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     with create_session() as session:
         query = select(DagRun).where(DagRun.dag_id == dag_id)
@@ -63,9 +72,16 @@ def describe_run(dag_id: str, run_id: str | None = None) -> RunSummary:
 
         tasks: dict[str, TaskSummary] = {}
         for ti in sorted(task_instances, key=lambda ti: (ti.start_date is None, ti.start_date)):
-            reschedules = session.scalar(
-                select(func.count()).select_from(TaskReschedule).where(TaskReschedule.ti_id == ti.id)
-            )
+            reschedules = session.scalars(
+                select(TaskReschedule).where(TaskReschedule.ti_id == ti.id).order_by(TaskReschedule.id)
+            ).all()
+            rendered = session.scalars(
+                select(RenderedTaskInstanceFields).where(
+                    RenderedTaskInstanceFields.dag_id == dag_id,
+                    RenderedTaskInstanceFields.run_id == dag_run.run_id,
+                    RenderedTaskInstanceFields.task_id == ti.task_id,
+                )
+            ).first()
             xcom_rows = session.scalars(
                 select(XComModel).where(
                     XComModel.dag_id == dag_id,
@@ -77,7 +93,10 @@ def describe_run(dag_id: str, run_id: str | None = None) -> RunSummary:
                 task_id=ti.task_id,
                 state=str(ti.state),
                 try_number=ti.try_number,
-                reschedules=reschedules or 0,
+                reschedule_intervals=[
+                    (row.reschedule_date - row.end_date).total_seconds() for row in reschedules
+                ],
                 xcoms={row.key: XComModel.deserialize_value(row) for row in xcom_rows},
+                rendered_fields=dict(rendered.rendered_fields) if rendered is not None else {},
             )
         return RunSummary(dag_id=dag_id, run_id=dag_run.run_id, state=str(dag_run.state), tasks=tasks)

@@ -91,7 +91,7 @@ class EmulatedProject:
     name: str
     description: str = ""
     owner_id: str = "emulator-user"
-    run_seconds: float = 30.0
+    run_seconds: float = 60.0
     start_delay_seconds: float = 0.0
     outcome: str = "COMPLETED"
     stages: list[str] = field(default_factory=list)
@@ -210,6 +210,8 @@ class Fault:
     :param drop: Close the connection without answering and without serving the request.
     :param drop_after_processing: Serve the request (a job is created), then close the connection
         without sending the answer: the answer is lost on the way.
+    :param echo_headers: Put the request's headers, token included, in the error body, as some proxies'
+        debug pages do; the request log still never records them.
     """
 
     status: int | None = None
@@ -219,6 +221,7 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     drop_after_processing: bool = False
+    echo_headers: bool = False
 
 
 class EmulatorState:
@@ -228,7 +231,7 @@ class EmulatorState:
     :param run_seconds: Default run time of new projects, in seconds.
     """
 
-    def __init__(self, *, token: str, run_seconds: float = 30.0) -> None:
+    def __init__(self, *, token: str, run_seconds: float = 60.0) -> None:
         self.token = token
         self.run_seconds = run_seconds
         self._lock = threading.Lock()
@@ -574,7 +577,13 @@ class EmulatorApp:
 
         body = fault.body
         if body is None:
-            body = json.dumps({"data": None, "status": fault.status, "message": "Emulated fault"})
+            message = "Emulated fault"
+            if fault.echo_headers:
+                echoed = "; ".join(
+                    f"{k.decode('latin-1')}: {v.decode('latin-1')}" for k, v in scope["headers"]
+                )
+                message = f"Emulated fault for a request with headers {echoed}"
+            body = json.dumps({"data": None, "status": fault.status, "message": message})
         headers = [(b"content-type", fault.content_type.encode())]
         if fault.retry_after is not None:
             headers.append((b"retry-after", str(int(fault.retry_after)).encode()))

@@ -94,7 +94,7 @@ class GoEmulator:
     Use it as a context manager; ``base_url`` is what a ``proteus`` connection's host should be::
 
         with GoEmulator() as emulator:
-            os.environ["AIRFLOW_CONN_PROTEUS_DEFAULT"] = emulator.connection_uri()
+            os.environ["AIRFLOW_CONN_PROTEUS_DEFAULT"] = emulator.connection_json()
 
     :param token: The API token the emulator accepts.
     :param run_seconds: Default run time of projects, in seconds.
@@ -107,7 +107,7 @@ class GoEmulator:
         self,
         *,
         token: str = DEFAULT_TOKEN,
-        run_seconds: float = 30.0,
+        run_seconds: float = 60.0,
         host: str = "127.0.0.1",
         port: int = 0,
         access_log: bool = False,
@@ -120,7 +120,8 @@ class GoEmulator:
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(
             EmulatorApp(self.state),
-            log_level="warning",
+            # uvicorn writes its access log at info level.
+            log_level="info" if access_log else "warning",
             access_log=access_log,
             lifespan="off",
             proxy_headers=False,

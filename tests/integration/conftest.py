@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_proteus.testing import DEMO_PROJECT_ID, DEMO_VERSION_ID
 from airflow_provider_proteus.testing.airflow_runs import RunSummary, describe_run
-from tests.conftest import REPO
-
-if TYPE_CHECKING:
-    from airflow.sdk import DAG
+from tests.conftest import DAGS_FOLDER
 
 RunExample = Callable[..., RunSummary]
 
@@ -26,35 +24,48 @@ def metadata_db() -> None:
     resetdb()
 
 
-@pytest.fixture(scope="session")
-def example_dag(metadata_db: None) -> DAG:
-    """The example DAG, loaded from the DAGs folder that ``dag.test()`` syncs."""
-    spec = importlib.util.spec_from_file_location(
-        "example_proteus", REPO / "example_dags" / "example_proteus.py"
-    )
+def load_dags(file_name: str) -> dict[str, DAG]:
+    """The DAGs of one file of the test DAGs folder, by id."""
+    spec = importlib.util.spec_from_file_location(file_name.removesuffix(".py"), DAGS_FOLDER / file_name)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    dag: DAG = module.dag
-    return dag
+    return {value.dag_id: value for value in vars(module).values() if isinstance(value, DAG)}
+
+
+@pytest.fixture(scope="session")
+def example_dag(metadata_db: None) -> DAG:
+    """The example DAG, as shipped."""
+    return load_dags("example_proteus.py")["example_proteus"]
+
+
+@pytest.fixture(scope="session")
+def test_dags(metadata_db: None) -> dict[str, DAG]:
+    """The tests' own DAGs (``tests/dags``), by id."""
+    return load_dags("proteus_test_dags.py")
 
 
 @pytest.fixture
 def run_example(example_dag: DAG, proteus_conn: str) -> RunExample:
-    """Run the example DAG with the given params and return what happened.
+    """Run the example DAG with the given params and return what happened."""
+
+    def run(**conf: Any) -> RunSummary:
+        return run_dag(example_dag, **conf)
+
+    return run
+
+
+def run_dag(dag: DAG, **conf: Any) -> RunSummary:
+    """Run a DAG with ``dag.test()`` and read back what happened.
 
     Every param is passed on every run: ``dag.test()`` runs tasks in this process with the same DAG
     object, and a param given to one run would otherwise be seen by the next.
     """
-
-    def run(**conf: Any) -> RunSummary:
-        params = {
-            "project_id": DEMO_PROJECT_ID,
-            "version_id": DEMO_VERSION_ID,
-            "proteus_conn_id": proteus_conn,
-        }
-        dag_run = example_dag.test(run_conf={**params, **conf})
-        return describe_run(example_dag.dag_id, dag_run.run_id)
-
-    return run
+    params = {
+        "project_id": DEMO_PROJECT_ID,
+        "version_id": DEMO_VERSION_ID,
+        "proteus_conn_id": "proteus_default",
+    }
+    dag_run = dag.test(run_conf={**params, **conf})
+    return describe_run(dag.dag_id, dag_run.run_id)

@@ -17,6 +17,7 @@ from airflow_provider_proteus.exceptions import (
     ProteusHTTPError,
     ProteusNotFoundError,
     ProteusResponseError,
+    ProteusTLSError,
 )
 from airflow_provider_proteus.hooks.proteus import ProteusHook
 from airflow_provider_proteus.testing import DEMO_PROJECT_ID, DEMO_VERSION_ID
@@ -291,6 +292,28 @@ class TestRetries:
             ProteusHook().submit_job("proj-42", "proj-42-1.0.0")
         assert not caught.value.request_may_have_been_processed
         assert "GO may have received" not in str(caught.value)
+
+
+class TestTLS:
+    def test_https_to_a_plain_http_server_fails_at_once_with_a_hint(
+        self, emulator: GoEmulator, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        use_connection(monkeypatch, host=f"https://127.0.0.1:{emulator.port}/api/v2/go", password=TOKEN)
+        with pytest.raises(
+            ProteusTLSError, match=r"TLS handshake.*Check the scheme of the connection host"
+        ) as caught:
+            ProteusHook().get_project(DEMO_PROJECT_ID)
+        assert not caught.value.transient
+
+    def test_each_retry_is_logged_once(
+        self, proteus_conn: str, control: EmulatorClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        control.add_faults("GET", PROJECT_PATH, {"drop": True})
+        with caplog.at_level(logging.DEBUG):
+            ProteusHook(proteus_conn).get_project(DEMO_PROJECT_ID)
+        retry_lines = [r.getMessage() for r in caplog.records if "etrying" in r.getMessage()]
+        assert len(retry_lines) == 1
+        assert retry_lines[0].startswith("GO request GET http://127.0.0.1:")
 
 
 class TestErrors:

@@ -1,0 +1,92 @@
+"""DAGs that the integration tests run with ``dag.test()`` against the GO emulator.
+
+They differ from the example DAG only in what the tests need to observe: one-second pokes and
+retry delays, short wait budgets, and one operator that fails after GO accepted its job, as a
+worker would if it died at that moment.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.providers.common.compat.sdk import DAG, Param, task
+
+from airflow_provider_proteus.operators.proteus import SubmitJobOperator
+from airflow_provider_proteus.sensors.proteus import ProjectStageSensor
+
+PARAMS = {
+    "project_id": Param("carsdemo-J9fUyV", type="string"),
+    "version_id": Param("carsdemo-J9fUyV-1.0.0", type="string"),
+    "proteus_conn_id": Param("proteus_default", type="string"),
+}
+PROJECT = "{{ params.project_id }}"
+VERSION = "{{ params.version_id }}"
+CONN = "{{ params.proteus_conn_id }}"
+
+
+class CrashAfterSubmitOperator(SubmitJobOperator):
+    """Submits like its parent, then fails its first try as a worker dying after the POST would."""
+
+    def post_execute(self, context: Any, result: Any = None) -> None:
+        if context["ti"].try_number == 1:
+            raise RuntimeError("Simulated worker crash after GO accepted the job")
+
+
+def new_dag(dag_id: str) -> DAG:
+    return DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        params=PARAMS,
+        default_args={"retries": 2, "retry_delay": timedelta(seconds=1)},
+    )
+
+
+@task
+def deliver(job_id: str, project: dict[str, Any]) -> dict[str, Any]:
+    """What a downstream task sees: the submit task's job id and the sensor's project document."""
+    return {"job_id": job_id, "stage": project["stage"]}
+
+
+def submit_and_wait(dag_id: str, submit_class: type[SubmitJobOperator] = SubmitJobOperator) -> DAG:
+    with new_dag(dag_id) as dag:
+        submit = submit_class(
+            task_id="submit_job", project_id=PROJECT, version_id=VERSION, proteus_conn_id=CONN
+        )
+        wait = ProjectStageSensor(
+            task_id="wait_for_completion",
+            project_id=PROJECT,
+            proteus_conn_id=CONN,
+            poke_interval=1,
+            timeout=60,
+        )
+        job_id: Any = submit.output
+        project: Any = wait.output
+        submit >> wait
+        deliver(job_id=job_id, project=project)
+    return dag
+
+
+def wait_only(dag_id: str, **sensor_arguments: Any) -> DAG:
+    with new_dag(dag_id) as dag:
+        ProjectStageSensor(
+            task_id="wait_for_completion", project_id=PROJECT, proteus_conn_id=CONN, **sensor_arguments
+        )
+    return dag
+
+
+submit_and_wait_dag = submit_and_wait("proteus_submit_and_wait")
+crash_after_submit_dag = submit_and_wait("proteus_crash_after_submit", CrashAfterSubmitOperator)
+wait_dag = wait_only("proteus_wait", poke_interval=1, timeout=60)
+wait_budget_dag = wait_only("proteus_wait_budget", poke_interval=1, timeout=3)
+wait_budget_soft_dag = wait_only("proteus_wait_budget_soft", poke_interval=1, timeout=3, soft_fail=True)
+wait_soft_dag = wait_only("proteus_wait_soft", poke_interval=1, timeout=60, soft_fail=True)
+backoff_dag = wait_only(
+    "proteus_wait_backoff",
+    poke_interval=1,
+    timeout=120,
+    exponential_backoff=True,
+    max_wait=timedelta(seconds=4),
+)
