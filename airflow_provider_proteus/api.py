@@ -56,6 +56,10 @@ WAITING_STAGES = frozenset({NOT_STARTED, RUNNING})
 JOB_ID_PATHS: Mapping[str, str] = {"STREAMX": "streamx_data.id"}
 JOB_ID_KEYS = ("id", "dag_run_id", "run_id")
 
+#: Statuses that say the server did not act on the request: 429 (rate limited) and 503 (unable to
+#: handle it now). Only these, and failures to connect, let a job submission be sent again.
+REFUSAL_STATUSES = frozenset({429, 503})
+
 #: How much of an unexpected body goes into an error message.
 BODY_EXCERPT_CHARS = 200
 
@@ -289,8 +293,8 @@ def http_error(
         )
     if status == 404:
         return ProteusNotFoundError(
-            f"{prefix}: {message}. Check the project and version ids, and that the project is "
-            "shared with the token's user",
+            f"{prefix}: {message}. Check the project and version ids, that the project is shared "
+            "with the token's user, and that the connection host is GO's API base URL",
             method=method,
             url=url,
             status=status,

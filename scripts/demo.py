@@ -105,10 +105,11 @@ def main() -> int:
         print(
             f"    finished in {time.monotonic() - started:.0f} s with exit code {test.returncode}", flush=True
         )
-        seen = [
+        # What GO (the emulator) was asked and answered: project reads with their stage, and the job.
+        exchanges = [
             entry
-            for entry in EmulatorClient(root).requests(method="GET")
-            if entry["path"].startswith("/projects/") and "stage" in entry
+            for entry in EmulatorClient(root).requests()
+            if "stage" in entry or (entry["method"] == "POST" and entry["path"].endswith("/job"))
         ]
     finally:
         emulator.terminate()
@@ -136,9 +137,15 @@ def main() -> int:
     print()
     print(f"DAG run:   {DAG_ID} {run.run_id} -> {run.state}")
     print(f"Job id:    {job_id}")
-    print("Stages the sensor saw:")
-    for entry in seen:
-        print(f"    {entry['at'][11:19]} UTC  {entry['stage']}")
+    print("Stages GO reported:")
+    posted = False
+    for entry in exchanges:
+        if entry["method"] == "POST":
+            posted = True
+            print(f"    {entry['at'][11:19]} UTC  job posted (HTTP {entry['status']})")
+        else:
+            who = "sensor poke" if posted else "submit_job, before posting"
+            print(f"    {entry['at'][11:19]} UTC  {entry['stage']:<12} ({who})")
     print(f"Sensor rescheduled {reschedules} time(s) (state up_for_reschedule between pokes)")
     print("Tasks:")
     for task in run.tasks.values():

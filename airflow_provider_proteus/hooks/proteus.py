@@ -78,14 +78,15 @@ class _GoRetry(Retry):
     """urllib3's retry policy, taught which failures leave a POST unprocessed.
 
     Connection failures before the request was sent are retried for every method (urllib3 already
-    does so). A POST is otherwise retried only on 429: GO refused it, so no job was started. A POST
-    that met a 5xx, a read timeout or a dropped connection may have started a job, so it is never
-    sent again. Each retry is logged once, with the status or error, the method and the URL.
+    does so). A POST is otherwise retried only on 429 or 503: the server refused it, so no job was
+    started. A POST that met another 5xx (a gateway's 502 or 504 can come after GO started the job),
+    a read timeout or a dropped connection may have started a job, so it is never sent again. Each
+    retry is logged once, with the status or error, the method and the URL.
     """
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         if method.upper() == "POST":
-            return status_code == 429 and bool(self.total)
+            return status_code in api.REFUSAL_STATUSES and bool(self.total)
         return super().is_retry(method, status_code, has_retry_after)
 
     def parse_retry_after(self, retry_after: str) -> float:
@@ -464,7 +465,8 @@ class ProteusHook(BaseHook):
         """Start a job for a project version (``POST .../versions/{V}/job``) and return the job document.
 
         The body is ``{"active": true}``; GO answers 201. The request is sent again only after a
-        429 or a failure to connect, never after an error that leaves open whether GO started a job.
+        429 or 503 or a failure to connect, never after an error that leaves open whether GO started
+        a job.
 
         :param project_id: The GO project id.
         :param version_id: The id of the version to run, usually the project id plus ``-1.0.0``.

@@ -184,7 +184,7 @@ class SubmitJobOperator(BaseOperator):
             self._forget(store)
             raise
         except ProteusHTTPError as err:
-            if err.status >= 500:
+            if err.status >= 500 and err.status not in api.REFUSAL_STATUSES:
                 # A gateway's 502 or 504 can come after GO started the job; only a refusal is certain.
                 raise self._outcome_unknown(err) from err
             self._forget(store)

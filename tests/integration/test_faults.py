@@ -217,6 +217,64 @@ def test_fc07_transient_faults_do_not_end_a_long_wait(
     assert "retrying in 2.0 s" in retries[1]
 
 
+def test_transient_faults_during_submission_are_survived_with_one_job(
+    run: Any, control: EmulatorClient
+) -> None:
+    control.add_project(id=P, run_seconds=1)
+    control.add_faults(
+        "GET",
+        PROJECT_PATH,
+        {"status": 504, "body": ""},
+        {"status": 500, "body": "<html>Internal Server Error</html>", "content_type": "text/html"},
+        {"drop": True},
+    )
+    control.add_faults(
+        "POST",
+        JOB_PATH,
+        {"status": 429},
+        {"status": 503, "body": "<html>Service Unavailable</html>", "content_type": "text/html"},
+    )
+    result = run("proteus_submit_and_wait")
+
+    assert result.state == "success"
+    assert states(result)["submit_job"] == ("success", 1)
+    assert [entry["status"] for entry in control.requests(method="POST")] == [429, 503, 201]
+
+
+def test_base_url_that_is_not_go_fails_at_once(
+    run: Any, emulator: GoEmulator, control: EmulatorClient, monkeypatch: pytest.MonkeyPatch, capfd: Any
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PROTEUS_DEFAULT",
+        json.dumps({"conn_type": "proteus", "host": emulator.root_url, "password": TOKEN}),
+    )
+    result = run("proteus_submit_and_wait")
+
+    assert states(result)["submit_job"] == ("failed", 1)
+    assert "that the connection host is GO's API base URL" in capfd.readouterr().out
+
+
+def test_malformed_connection_extra_fails_before_any_request(
+    run: Any, emulator: GoEmulator, control: EmulatorClient, monkeypatch: pytest.MonkeyPatch, capfd: Any
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PROTEUS_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "proteus",
+                "host": emulator.base_url,
+                "password": TOKEN,
+                "extra": '{"verify": "false"}',
+            }
+        ),
+    )
+    result = run("proteus_submit_and_wait")
+
+    assert states(result)["submit_job"] == ("failed", 1)
+    assert control.requests() == []
+    assert "Connection 'proteus_default': extra field 'verify' must be true, false" in capfd.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("status", "advice"),
     [

@@ -64,9 +64,12 @@ class TestConnectionSettings:
         assert headers["Authorization"] == "Bearer secret"
         assert "X-Orbitalinsight-Auth-Token" not in headers
 
-    def test_settings_repr_hides_the_token(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_no_repr_shows_the_token(self, monkeypatch: pytest.MonkeyPatch) -> None:
         use_connection(monkeypatch, host="https://api.test", password="tok-CASE-0001")
-        assert "tok-CASE-0001" not in repr(ProteusHook().settings)
+        hook = ProteusHook()
+        session = hook.get_conn()
+        shown = [repr(hook), repr(hook.settings), repr(session), str(vars(hook)), repr(session.adapters)]
+        assert not [text for text in shown if "tok-CASE-0001" in text]
 
     def test_token_is_registered_with_the_secrets_masker(self, monkeypatch: pytest.MonkeyPatch) -> None:
         use_connection(monkeypatch, host="https://api.test", password="tok-MASK-0001")
@@ -248,7 +251,12 @@ class TestRetries:
         assert [entry["status"] for entry in control.requests(method="POST")] == [429, 201]
         assert job["streamx_data"]["id"]
 
-    @pytest.mark.parametrize("status", [500, 502, 503, 504])
+    def test_post_refused_with_503_is_sent_again(self, proteus_conn: str, control: EmulatorClient) -> None:
+        control.add_faults("POST", JOB_PATH, {"status": 503, "body": "<html>Service Unavailable</html>"})
+        ProteusHook(proteus_conn).submit_job(DEMO_PROJECT_ID, DEMO_VERSION_ID)
+        assert [entry["status"] for entry in control.requests(method="POST")] == [503, 201]
+
+    @pytest.mark.parametrize("status", [500, 502, 504])
     def test_post_meeting_a_server_error_is_not_sent_again(
         self, proteus_conn: str, control: EmulatorClient, status: int
     ) -> None:

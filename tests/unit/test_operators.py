@@ -119,15 +119,16 @@ def test_unknown_outcome_fails_without_retry_and_later_tries_do_not_post(
     assert posts(control) == 1
 
 
-def test_refused_submission_may_be_retried(proteus_conn: str, control: EmulatorClient) -> None:
+@pytest.mark.parametrize("status", [429, 503])
+def test_refused_submission_may_be_retried(proteus_conn: str, control: EmulatorClient, status: int) -> None:
     store = DictStateStore()
-    control.add_faults("POST", JOB_PATH, *[{"status": 429}] * 6)
+    control.add_faults("POST", JOB_PATH, *[{"status": status}] * 6)
     with pytest.raises(ProteusHTTPError) as caught:
         run(submit(), store=store)
     assert caught.value.transient
     assert store.values == {}
     job_id, _ = run(submit(), try_number=2, store=store)
-    assert [entry["status"] for entry in control.requests(method="POST")] == [429] * 6 + [201]
+    assert [entry["status"] for entry in control.requests(method="POST")] == [status] * 6 + [201]
     assert job_id == control.requests(method="POST")[-1]["job_id"]
 
 
