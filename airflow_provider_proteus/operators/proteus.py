@@ -165,7 +165,7 @@ class SubmitJobOperator(BaseOperator):
         project = hook.get_project(self.project_id)
         url = api.project_url(hook.settings.base_url, self.project_id)
         stage = api.project_stage(project, project_id=self.project_id, url=url)
-        self.log.info("Project %s is at stage %s before submission.", self.project_id, stage)
+        self.log.info("Project %s is at stage %s.", self.project_id, stage)
         return stage
 
     def _submit(self, hook: ProteusHook, store: TaskStateStore | None, try_number: int) -> tuple[str, str]:
