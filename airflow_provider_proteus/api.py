@@ -60,6 +60,32 @@ JOB_ID_KEYS = ("id", "dag_run_id", "run_id")
 #: handle it now). Only these, and failures to connect, let a job submission be sent again.
 REFUSAL_STATUSES = frozenset({429, 503})
 
+#: Statuses that mean "not now" rather than "no" for a read: rate limiting, gateway or server trouble.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+#: The longest wait between two retries, in seconds, whatever the backoff or Retry-After says: a
+#: longer wait would hold a worker slot for nothing; the task's retry or the next poke can wait.
+MAX_BACKOFF = 120.0
+
+
+def retry_status(method: str, status: int) -> bool:
+    """Whether an answer with ``status`` makes the same request worth sending again.
+
+    A read is retried on any of :data:`RETRY_STATUSES`. A job submission only on a refusal
+    (:data:`REFUSAL_STATUSES`): after a 500, 502 or 504 GO may have started the job.
+    """
+    return status in (REFUSAL_STATUSES if method.upper() == "POST" else RETRY_STATUSES)
+
+
+def retry_failure(method: str, *, request_sent: bool) -> bool:
+    """Whether a request that got no answer (connection error, timeout) is worth sending again.
+
+    One that never reached GO always is; one that did only when it reads, since a job submission
+    may have started a job.
+    """
+    return not request_sent or method.upper() != "POST"
+
+
 #: How much of an unexpected body goes into an error message.
 BODY_EXCERPT_CHARS = 200
 

@@ -38,12 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The longest wait between two retries, in seconds, whatever the backoff or Retry-After says.
-MAX_BACKOFF = 120.0
-
-#: Statuses that mean "not now" rather than "no": rate limiting and gateway or server trouble.
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
 
 class _HideUrllib3RetryNotices(logging.Filter):
     """Drop urllib3's own "Retrying (...)" warning for this hook's requests: ``_GoRetry`` logs each
@@ -64,14 +58,12 @@ class _GoRetry(Retry):
     """
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        if method.upper() == "POST":
-            return status_code in api.REFUSAL_STATUSES and bool(self.total)
-        return super().is_retry(method, status_code, has_retry_after)
+        return api.retry_status(method, status_code) and bool(self.total)
 
     def parse_retry_after(self, retry_after: str) -> float:
-        # A Retry-After of hours would hold a worker slot for hours; past MAX_BACKOFF the task's
+        # A Retry-After of hours would hold a worker slot for hours; past api.MAX_BACKOFF the task's
         # own retry or the sensor's next poke is the better place to wait.
-        return min(super().parse_retry_after(retry_after), MAX_BACKOFF)
+        return min(super().parse_retry_after(retry_after), api.MAX_BACKOFF)
 
     def increment(
         self,
@@ -177,8 +169,8 @@ class ProteusHook(BaseHook):
                 read=settings.max_retries,
                 status=settings.max_retries,
                 backoff_factor=settings.retry_backoff,
-                backoff_max=MAX_BACKOFF,
-                status_forcelist=RETRY_STATUSES,
+                backoff_max=api.MAX_BACKOFF,
+                status_forcelist=api.RETRY_STATUSES,
                 respect_retry_after_header=True,
                 raise_on_status=False,
             )

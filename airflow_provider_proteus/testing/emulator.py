@@ -238,11 +238,14 @@ class EmulatorState:
         self.projects: dict[str, EmulatedProject] = {}
         self.faults: dict[tuple[str, str], deque[Fault]] = {}
         self.requests: list[dict[str, Any]] = []
+        #: Counts resets, so that a request delayed across one is not served into the new state.
+        self.generation = 0
         self.reset()
 
     def reset(self) -> None:
         """Forget everything but the seeded demo project."""
         with self._lock:
+            self.generation += 1
             self.projects = {
                 DEMO_PROJECT_ID: EmulatedProject(
                     id=DEMO_PROJECT_ID,
@@ -564,7 +567,12 @@ class EmulatorApp:
         defaults = asdict(Fault())
         entry["fault"] = {key: value for key, value in asdict(fault).items() if value != defaults[key]}
         if fault.delay:
+            generation = self.state.generation
             await asyncio.sleep(fault.delay)
+            if generation != self.state.generation:
+                # The emulator was reset while this request waited: it belongs to a world that is gone.
+                entry["status"] = "dropped"
+                return _CLOSE_CONNECTION
         if fault.drop:
             entry["status"] = "dropped"
             return _CLOSE_CONNECTION
