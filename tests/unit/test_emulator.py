@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -198,3 +199,26 @@ def test_runtime_modules_do_not_import_the_emulator() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_request_delayed_across_a_reset_is_not_served(emulator: GoEmulator, control: EmulatorClient) -> None:
+    job_path = f"/projects/{DEMO_PROJECT_ID}/versions/{DEMO_VERSION_ID}/job"
+    control.add_faults("POST", job_path, {"delay": 1})
+    outcome: list[Any] = []
+    sender = threading.Thread(
+        target=lambda: outcome.append(_attempt(lambda: go(emulator, "POST", job_path, json={"active": True})))
+    )
+    sender.start()
+    time.sleep(0.3)
+    control.reset()
+    sender.join(timeout=10)
+
+    assert isinstance(outcome[0], requests.ConnectionError)
+    assert stage(emulator, DEMO_PROJECT_ID) == "NOT_STARTED"
+
+
+def _attempt(call: Any) -> Any:
+    try:
+        return call()
+    except requests.RequestException as err:
+        return err
