@@ -13,6 +13,8 @@ else below is marked as an assumption.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import enum
 import json
 import re
@@ -75,6 +77,36 @@ def retry_status(method: str, status: int) -> bool:
     (:data:`REFUSAL_STATUSES`): after a 500, 502 or 504 GO may have started the job.
     """
     return status in (REFUSAL_STATUSES if method.upper() == "POST" else RETRY_STATUSES)
+
+
+def backoff_seconds(failures: int, factor: float, retry_after: float | None = None) -> float:
+    """Seconds to wait before retrying after ``failures`` failed attempts in a row.
+
+    The server's ``Retry-After`` wins; otherwise no wait after the first failure, then ``factor``
+    times 2, 4, 8, ... (urllib3's schedule, which the sync hook uses), never above
+    :data:`MAX_BACKOFF`.
+    """
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), MAX_BACKOFF)
+    if failures <= 1:
+        return 0.0
+    return min(factor * 2.0 ** (failures - 1), MAX_BACKOFF)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (seconds or an HTTP date), or ``None``."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max((moment - datetime.datetime.now(datetime.timezone.utc)).total_seconds(), 0.0)
 
 
 def retry_failure(method: str, *, request_sent: bool) -> bool:
@@ -265,6 +297,7 @@ def interpret_response(
     status: int,
     body: bytes,
     expected_status: int,
+    expected_type: type[dict[str, Any]] | type[list[Any]] | None = None,
     secrets: Iterable[str] = (),
 ) -> Any:
     """Turn one HTTP answer into the envelope's ``data``, or raise the error it stands for.
@@ -274,6 +307,7 @@ def interpret_response(
     :param status: The HTTP status code of the answer.
     :param body: The raw body of the answer.
     :param expected_status: The documented success status (200 for reads, 201 for a job).
+    :param expected_type: ``dict`` or ``list`` when ``data`` must be an object or a list.
     :param secrets: Strings to blank out of any excerpt of the body (the token).
     """
     secrets = tuple(secrets)
@@ -299,7 +333,16 @@ def interpret_response(
             url=url,
             status=status,
         )
-    return payload["data"]
+    data = payload["data"]
+    if expected_type is not None and not isinstance(data, expected_type):
+        raise ProteusResponseError(
+            f"GO answered {method} {url} with a {type(data).__name__} in 'data' where "
+            f"{'an object' if expected_type is dict else 'a list'} was expected",
+            method=method,
+            url=url,
+            status=status,
+        )
+    return data
 
 
 def http_error(

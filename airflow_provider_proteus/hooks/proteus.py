@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import httpx
 import requests
+import tenacity
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ProxyError
@@ -21,18 +24,20 @@ from airflow_provider_proteus.exceptions import (
     ProteusAuthenticationError,
     ProteusConfigurationError,
     ProteusConnectionError,
+    ProteusError,
     ProteusHTTPError,
     ProteusNotFoundError,
     ProteusRequestError,
-    ProteusResponseError,
     ProteusTLSError,
 )
 from airflow_provider_proteus.get_provider_info import connection_field_behaviour
+from airflow_provider_proteus.version_compat import aget_connection
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from types import TracebackType
 
+    from airflow.providers.common.compat.sdk import Connection
     from urllib3.connectionpool import ConnectionPool
     from urllib3.response import BaseHTTPResponse
 
@@ -106,6 +111,52 @@ def _request_was_sent(error: requests.RequestException) -> bool:
     return not isinstance(reason, ConnectTimeoutError)
 
 
+class _RetryableError(Exception):
+    """Raised inside the async retry loop for an answer or a failure worth another attempt.
+
+    :param cause: What went wrong, for the retry log line ("HTTP 503", "ReadTimeout").
+    :param response: The answer, when GO sent one.
+    :param failure: The error to raise if no attempt is left, when GO sent none.
+    """
+
+    def __init__(
+        self, cause: str, *, response: httpx.Response | None = None, failure: ProteusError | None = None
+    ) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.response = response
+        self.failure = failure
+
+
+def _last_retryable(state: tenacity.RetryCallState) -> _RetryableError | None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    return error if isinstance(error, _RetryableError) else None
+
+
+def _retry_after(state: tenacity.RetryCallState) -> float | None:
+    error = _last_retryable(state)
+    if error is None or error.response is None:
+        return None
+    return api.parse_retry_after(error.response.headers.get("Retry-After"))
+
+
+def _caused_by_tls(error: BaseException) -> bool:
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _proxy_mounts(proxies: Mapping[str, str], verify: bool | str) -> dict[str, httpx.AsyncBaseTransport]:
+    """requests-style proxies (``{"https": "http://proxy:3128"}``) as httpx transport mounts."""
+    return {
+        (key if "://" in key else f"{key}://"): httpx.AsyncHTTPTransport(proxy=proxy, verify=verify)
+        for key, proxy in proxies.items()
+    }
+
+
 class ProteusHook(BaseHook):
     """Call Orbital Insight GO's REST API with the token and settings of a ``proteus`` connection.
 
@@ -143,18 +194,26 @@ class ProteusHook(BaseHook):
     def settings(self) -> ProteusConnectionSettings:
         """The connection's validated settings, read once per hook."""
         if self._settings is None:
-            conn = self.get_connection(self.proteus_conn_id)
-            if conn.password:
-                mask_secret(conn.password)
-            self._settings = settings_from_connection(
-                self.proteus_conn_id,
-                host=conn.host,
-                port=conn.port,
-                schema=conn.schema,
-                password=conn.password,
-                extra=parse_extra(self.proteus_conn_id, conn.extra),
-            )
+            self._settings = self._settings_from(self.get_connection(self.proteus_conn_id))
         return self._settings
+
+    async def asettings(self) -> ProteusConnectionSettings:
+        """:attr:`settings`, looking the connection up without blocking the event loop."""
+        if self._settings is None:
+            self._settings = self._settings_from(await aget_connection(self.proteus_conn_id))
+        return self._settings
+
+    def _settings_from(self, conn: Connection) -> ProteusConnectionSettings:
+        if conn.password:
+            mask_secret(conn.password)
+        return settings_from_connection(
+            self.proteus_conn_id,
+            host=conn.host,
+            port=conn.port,
+            schema=conn.schema,
+            password=conn.password,
+            extra=parse_extra(self.proteus_conn_id, conn.extra),
+        )
 
     def get_conn(self) -> requests.Session:
         """The hook's session, with authentication headers and the retry policy mounted."""
@@ -229,23 +288,109 @@ class ProteusHook(BaseHook):
                 request_may_have_been_processed=sent,
             ) from None
         log.debug("GO answered %s %s with HTTP %s.", method, url, response.status_code)
-        data = api.interpret_response(
+        return api.interpret_response(
             method=method,
             url=url,
             status=response.status_code,
             body=response.content,
             expected_status=expected_status,
+            expected_type=expected_type,
             secrets=[settings.token],
         )
-        if not isinstance(data, expected_type):
-            raise ProteusResponseError(
-                f"GO answered {method} {url} with a {type(data).__name__} in 'data' where "
-                f"{'an object' if expected_type is dict else 'a list'} was expected",
+
+    async def _acall(
+        self,
+        method: str,
+        url: str,
+        *,
+        expected_status: int,
+        expected_type: type[dict[str, Any]] | type[list[Any]],
+    ) -> Any:
+        """The async twin of :meth:`_call`, on httpx: same headers, timeouts, retries and errors.
+
+        The retry decisions come from :mod:`airflow_provider_proteus.api`, as the sync path's do;
+        tenacity schedules them.
+        """
+        settings = await self.asettings()
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(settings.max_retries + 1),
+            wait=lambda state: api.backoff_seconds(
+                state.attempt_number, settings.retry_backoff, _retry_after(state)
+            ),
+            retry=tenacity.retry_if_exception_type(_RetryableError),
+            before_sleep=lambda state: log.warning(
+                "GO request %s %s failed with %s; retrying in %.1f s (%d retries left).",
+                method,
+                url,
+                getattr(_last_retryable(state), "cause", "an error"),
+                state.upcoming_sleep,
+                settings.max_retries + 1 - state.attempt_number,
+            ),
+            reraise=True,
+        )
+        async with httpx.AsyncClient(
+            headers=settings.headers,
+            timeout=settings.timeout,
+            verify=settings.verify,
+            mounts=_proxy_mounts(settings.proxies, settings.verify),
+        ) as client:
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        response = await self._asend(client, method, url)
+            except _RetryableError as last:
+                if last.response is None:
+                    raise last.failure or ProteusRequestError(last.cause, method=method, url=url) from None
+                response = last.response
+        return api.interpret_response(
+            method=method,
+            url=url,
+            status=response.status_code,
+            body=response.content,
+            expected_status=expected_status,
+            expected_type=expected_type,
+            secrets=[settings.token],
+        )
+
+    async def _asend(self, client: httpx.AsyncClient, method: str, url: str) -> httpx.Response:
+        """One attempt; raises :class:`_RetryableError` for what the retry policy retries."""
+        token = self.settings.token
+        try:
+            response = await client.request(method, url)
+        except httpx.TransportError as err:
+            reason = api.redact(str(err) or type(err).__name__, [token])
+            if _caused_by_tls(err):
+                raise ProteusTLSError(
+                    f"GO request {method} {url} failed in the TLS handshake: {reason}. Check the scheme of "
+                    "the connection host (http or https) and the extra's 'verify' setting.",
+                    method=method,
+                    url=url,
+                ) from None
+            sent = not isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout))
+            consequence = " GO may have received the request before the connection failed." if sent else ""
+            failure = ProteusConnectionError(
+                f"GO request {method} {url} failed: {type(err).__name__}: {reason}.{consequence}",
                 method=method,
                 url=url,
-                status=response.status_code,
+                request_may_have_been_processed=sent,
             )
-        return data
+            if api.retry_failure(method, request_sent=sent):
+                raise _RetryableError(type(err).__name__, failure=failure) from None
+            raise failure from None
+        if api.retry_status(method, response.status_code):
+            raise _RetryableError(f"HTTP {response.status_code}", response=response)
+        log.debug("GO answered %s %s with HTTP %s.", method, url, response.status_code)
+        return response
+
+    async def aget_project(self, project_id: str) -> dict[str, Any]:
+        """Async :meth:`get_project`, for triggers: same URL, auth, retries and errors.
+
+        :param project_id: The GO project id.
+        """
+        api.validate_id("project_id", project_id)
+        url = api.project_url((await self.asettings()).base_url, project_id)
+        project: dict[str, Any] = await self._acall("GET", url, expected_status=200, expected_type=dict)
+        return project
 
     def get_project(self, project_id: str) -> dict[str, Any]:
         """Return the project document (``GET /projects/{P}``), including its ``stage``.
