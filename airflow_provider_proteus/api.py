@@ -26,7 +26,10 @@ from airflow_provider_proteus.exceptions import (
     ProteusConfigurationError,
     ProteusHTTPError,
     ProteusNotFoundError,
+    ProteusProjectFailedError,
     ProteusResponseError,
+    ProteusStageError,
+    ProteusUnknownStageError,
 )
 
 if TYPE_CHECKING:
@@ -150,6 +153,29 @@ def classify_stage(stage: str, *, extra_waiting_stages: Collection[str] = ()) ->
     if stage in WAITING_STAGES or stage in extra_waiting_stages:
         return StageOutcome.WAITING
     return StageOutcome.UNKNOWN
+
+
+def stage_error(project_id: str, stage: str, outcome: StageOutcome) -> ProteusStageError | None:
+    """The error that ends a wait at ``stage``, or ``None`` while the stage is done or waiting.
+
+    One wording for the sensor's pokes, the trigger's events and the operator's checks.
+    """
+    if outcome is StageOutcome.FAILED:
+        return ProteusProjectFailedError(
+            f"Project {project_id} reached stage {stage}: GO could not complete it. See the project in "
+            "GO for the reason; results will not be available.",
+            project_id=project_id,
+            stage=stage,
+        )
+    if outcome is StageOutcome.UNKNOWN:
+        return ProteusUnknownStageError(
+            f"Project {project_id} is at stage {stage!r}, which this provider does not know. If GO uses "
+            "it while a job is pending or running, list it in the sensor's waiting_stages or in the "
+            'connection extra "waiting_stages".',
+            project_id=project_id,
+            stage=stage,
+        )
+    return None
 
 
 def validate_id(name: str, value: object) -> str:

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
 
 from airflow_provider_proteus import api
 from airflow_provider_proteus.exceptions import (
     ProteusError,
-    ProteusProjectFailedError,
-    ProteusUnknownStageError,
     permanent_errors_fail_task,
 )
 from airflow_provider_proteus.hooks.proteus import ProteusHook
+from airflow_provider_proteus.triggers.proteus import EVENT_STATUSES, ProjectStageTrigger
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Collection, Iterator, Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
@@ -53,6 +59,10 @@ class ProjectStageSensor(BaseSensorOperator):
         across all reschedules; when it runs out the task fails with a sensor timeout (or is skipped
         with ``soft_fail=True``). Default 3 days. Not to be confused with ``execution_timeout``,
         which limits a single poke.
+    :param deferrable: Wait in Airflow's triggerer instead: after one poke the task frees its worker
+        slot entirely and :class:`~airflow_provider_proteus.triggers.proteus.ProjectStageTrigger`
+        polls every ``poke_interval``, with the same outcomes and the same wait budget. Needs a
+        running triggerer. Default: Airflow's ``[operators] default_deferrable`` setting.
     """
 
     template_fields: Sequence[str] = ("project_id", "proteus_conn_id")
@@ -67,25 +77,72 @@ class ProjectStageSensor(BaseSensorOperator):
         mode: str = "reschedule",
         poke_interval: timedelta | float = DEFAULT_POKE_INTERVAL,
         timeout: timedelta | float = DEFAULT_TIMEOUT,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(mode=mode, poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.project_id = project_id
         self.proteus_conn_id = proteus_conn_id
         self.waiting_stages = frozenset(waiting_stages)
+        self.deferrable = deferrable
 
     def execute(self, context: Context) -> Any:
-        # Converting outside the base class's poke loop keeps ``soft_fail`` from turning a FAILURE
+        # Deciding outside the base class's poke loop keeps ``soft_fail`` from turning a FAILURE
         # stage or a rejected token into a skip: only a timeout is soft.
-        with permanent_errors_fail_task():
-            try:
+        with permanent_errors_fail_task(), self._timeout_names_the_project():
+            if not self.deferrable:
                 return super().execute(context)
-            except AirflowSensorTimeout as err:
-                raise AirflowSensorTimeout(
-                    f"Project {self.project_id} did not reach COMPLETED within the sensor's timeout of "
-                    f"{self.timeout:.0f} s, counted from the first poke; its stage is "
-                    f"{self._stage_for_message()}. {err}"
-                ) from err
+            # One poke first: a project that is already done needs no triggerer.
+            result = self.poke(context)
+            if isinstance(result, PokeReturnValue):
+                return result.xcom_value
+            self.defer(
+                trigger=ProjectStageTrigger(
+                    project_id=self.project_id,
+                    proteus_conn_id=self.proteus_conn_id,
+                    poke_interval=self.poke_interval,
+                    waiting_stages=sorted(self.waiting_stages),
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout),
+            )
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        # The sensor base turns every error raised while resuming into a skip under soft_fail; the
+        # trigger's event is judged here instead, so that only the wait budget running out is soft.
+        with permanent_errors_fail_task(), self._timeout_names_the_project():
+            if next_method == "execute_complete":
+                return self.execute_complete(context, **(next_kwargs or {}))
+            return super().resume_execution(next_method, next_kwargs, context)
+
+    def execute_complete(self, context: Context, event: Any = None) -> Any:
+        """Finish a deferred wait from the trigger's event; an event of any other shape fails the task."""
+        if (
+            not isinstance(event, dict)
+            or event.get("status") not in EVENT_STATUSES
+            or event.get("project_id") != self.project_id
+        ):
+            raise AirflowFailException(
+                f"Unexpected event from the trigger for project {self.project_id}: {event!r}"
+            )
+        if event["status"] == "success":
+            self.log.info("Project %s is at stage %s.", self.project_id, event["stage"])
+            return event["project"]
+        if event["status"] == "error":
+            raise ProteusError(str(event["message"]))
+        outcome = api.StageOutcome.FAILED if event["status"] == "failed" else api.StageOutcome.UNKNOWN
+        raise api.stage_error(self.project_id, str(event["stage"]), outcome) or ProteusError(event["message"])
+
+    @contextmanager
+    def _timeout_names_the_project(self) -> Iterator[None]:
+        try:
+            yield
+        except AirflowSensorTimeout as err:
+            raise AirflowSensorTimeout(
+                f"Project {self.project_id} did not reach COMPLETED within the sensor's timeout of "
+                f"{self.timeout:.0f} s, counted from the first poke; its stage is "
+                f"{self._stage_for_message()}. {err}"
+            ) from err
 
     def _stage_for_message(self) -> str:
         """The project's stage now, for an error message; a failure to read it is said, not raised."""
@@ -122,19 +179,7 @@ class ProjectStageSensor(BaseSensorOperator):
         )
         if outcome is api.StageOutcome.DONE:
             return PokeReturnValue(is_done=True, xcom_value=project)
-        if outcome is api.StageOutcome.WAITING:
-            return False
-        if outcome is api.StageOutcome.FAILED:
-            raise ProteusProjectFailedError(
-                f"Project {self.project_id} reached stage {stage}: GO could not complete it. "
-                "See the project in GO for the reason; results will not be available.",
-                project_id=self.project_id,
-                stage=stage,
-            )
-        raise ProteusUnknownStageError(
-            f"Project {self.project_id} is at stage {stage!r}, which this provider does not know. "
-            f"If GO uses it while a job is pending or running, list it in the sensor's "
-            f'waiting_stages or in the connection extra "waiting_stages".',
-            project_id=self.project_id,
-            stage=stage,
-        )
+        error = api.stage_error(self.project_id, stage, outcome)
+        if error is not None:
+            raise error
+        return False

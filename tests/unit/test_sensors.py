@@ -8,7 +8,13 @@ from unittest import mock
 
 import pytest
 from airflow.exceptions import AirflowRescheduleException
-from airflow.providers.common.compat.sdk import AirflowFailException, PokeReturnValue
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    PokeReturnValue,
+    TaskDeferred,
+)
 
 from airflow_provider_proteus.exceptions import (
     ProteusAuthenticationError,
@@ -141,3 +147,93 @@ class TestExecute:
         before = dict(vars(waiting))
         waiting.poke({})  # type: ignore[arg-type]
         assert vars(waiting) == before
+
+
+class TestDeferrable:
+    def test_checks_once_and_needs_no_triggerer_when_already_done(
+        self, proteus_conn: str, control: EmulatorClient
+    ) -> None:
+        document = sensor(with_stages(control, "COMPLETED"), deferrable=True).execute({})  # type: ignore[arg-type]
+        assert document["stage"] == "COMPLETED"
+
+    def test_defers_to_the_trigger_with_the_wait_budget(
+        self, proteus_conn: str, control: EmulatorClient
+    ) -> None:
+        waiting = sensor(with_stages(control, "RUNNING"), deferrable=True, poke_interval=30, timeout=600)
+        with pytest.raises(TaskDeferred) as deferred:
+            waiting.execute({})  # type: ignore[arg-type]
+        assert deferred.value.method_name == "execute_complete"
+        assert deferred.value.timeout == timedelta(seconds=600)
+        assert deferred.value.trigger.serialize()[1] == {
+            "project_id": "proj-42",
+            "proteus_conn_id": "proteus_default",
+            "poke_interval": 30.0,
+            "waiting_stages": [],
+        }
+
+    def test_a_failure_seen_before_deferring_fails_at_once(
+        self, proteus_conn: str, control: EmulatorClient
+    ) -> None:
+        with pytest.raises(AirflowFailException, match="reached stage FAILURE"):
+            sensor(with_stages(control, "FAILURE"), deferrable=True).execute({})  # type: ignore[arg-type]
+
+    def test_success_event_returns_the_project(self) -> None:
+        event = {
+            "status": "success",
+            "project_id": "proj-42",
+            "stage": "COMPLETED",
+            "message": "",
+            "project": {"id": 1},
+        }
+        assert resume(sensor(deferrable=True), event) == {"id": 1}
+
+    @pytest.mark.parametrize("soft_fail", [False, True])
+    @pytest.mark.parametrize(
+        ("status", "stage", "message"),
+        [
+            ("failed", "FAILURE", "reached stage FAILURE"),
+            ("unknown_stage", "QUEUED", "stage 'QUEUED', which this provider does not know"),
+            ("error", None, "HTTP 401"),
+        ],
+    )
+    def test_events_that_end_the_wait_fail_even_with_soft_fail(
+        self, status: str, stage: str | None, message: str, soft_fail: bool
+    ) -> None:
+        event = {"status": status, "project_id": "proj-42", "stage": stage, "message": "GO answered HTTP 401"}
+        with pytest.raises(AirflowFailException, match=message):
+            resume(sensor(deferrable=True, soft_fail=soft_fail), event)
+
+    @pytest.mark.parametrize(
+        "event",
+        [
+            None,
+            "success",
+            {"status": "done", "project_id": "proj-42"},
+            {"status": "success", "project_id": "other"},
+        ],
+    )
+    def test_an_unknown_event_fails_the_task(self, event: Any) -> None:
+        with pytest.raises(
+            AirflowFailException, match="Unexpected event from the trigger for project proj-42"
+        ):
+            resume(sensor(deferrable=True), event)
+
+    def test_running_out_of_budget_is_a_sensor_timeout_naming_the_project(self, proteus_conn: str) -> None:
+        with pytest.raises(AirflowSensorTimeout, match="Project proj-42 did not reach COMPLETED"):
+            sensor(deferrable=True).resume_execution(
+                "__fail__",
+                {"error": "Trigger timeout"},
+                {},  # type: ignore[arg-type]
+            )
+
+    def test_running_out_of_budget_with_soft_fail_is_a_skip(self) -> None:
+        with pytest.raises(AirflowSkipException):
+            sensor(deferrable=True, soft_fail=True).resume_execution(
+                "__fail__",
+                {"error": "Trigger timeout"},
+                {},  # type: ignore[arg-type]
+            )
+
+
+def resume(waiting: ProjectStageSensor, event: Any) -> Any:
+    return waiting.resume_execution("execute_complete", {"event": event}, {})  # type: ignore[arg-type]

@@ -1,0 +1,99 @@
+"""Triggers that wait on Orbital Insight GO projects in Airflow's triggerer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_proteus import api
+from airflow_provider_proteus.exceptions import ProteusError
+from airflow_provider_proteus.hooks.proteus import ProteusHook
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+#: The ``status`` values of the one event a :class:`ProjectStageTrigger` yields.
+EVENT_STATUSES = frozenset({"success", "failed", "unknown_stage", "error"})
+
+
+class ProjectStageTrigger(BaseTrigger):
+    """Poll a GO project until its stage ends the wait, then yield exactly one event.
+
+    Each poll is the hook's async project read (same base URL, auth, retries and errors as the
+    sync path), classified by :func:`airflow_provider_proteus.api.classify_stage`. A transient
+    error is logged and the next poll comes after ``poke_interval``. The event is a dict with
+    ``status`` (one of :data:`EVENT_STATUSES`), ``project_id``, ``stage`` (or ``None``) and
+    ``message``; on success it also holds the project document as ``project``. The wait budget
+    is the deferral's timeout, set by the sensor.
+
+    :param project_id: The GO project id.
+    :param proteus_conn_id: The ``proteus`` connection to use.
+    :param poke_interval: Seconds between two polls.
+    :param waiting_stages: Extra stage names that mean the job is still pending or under way.
+    """
+
+    def __init__(
+        self,
+        *,
+        project_id: str,
+        proteus_conn_id: str,
+        poke_interval: float,
+        waiting_stages: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.project_id = project_id
+        self.proteus_conn_id = proteus_conn_id
+        self.poke_interval = float(poke_interval)
+        self.waiting_stages = sorted(waiting_stages or [])
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "project_id": self.project_id,
+                "proteus_conn_id": self.proteus_conn_id,
+                "poke_interval": self.poke_interval,
+                "waiting_stages": list(self.waiting_stages),
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = ProteusHook(proteus_conn_id=self.proteus_conn_id)
+        while True:
+            try:
+                project = await hook.aget_project(self.project_id)
+                settings = await hook.asettings()
+                url = api.project_url(settings.base_url, self.project_id)
+                stage = api.project_stage(project, project_id=self.project_id, url=url)
+            except ProteusError as err:
+                if not err.transient:
+                    yield self._event("error", None, str(err), error_type=type(err).__name__)
+                    return
+                self.log.warning(
+                    "Could not read project %s on this poll; will poll again: %s", self.project_id, err
+                )
+                await asyncio.sleep(self.poke_interval)
+                continue
+
+            self.log.info("Project %s is at stage %s.", self.project_id, stage)
+            outcome = api.classify_stage(
+                stage, extra_waiting_stages={*self.waiting_stages, *settings.waiting_stages}
+            )
+            if outcome is api.StageOutcome.DONE:
+                yield self._event(
+                    "success", stage, f"Project {self.project_id} is COMPLETED.", project=project
+                )
+                return
+            error = api.stage_error(self.project_id, stage, outcome)
+            if error is not None:
+                status = "failed" if outcome is api.StageOutcome.FAILED else "unknown_stage"
+                yield self._event(status, stage, str(error))
+                return
+            await asyncio.sleep(self.poke_interval)
+
+    def _event(self, status: str, stage: str | None, message: str, **details: Any) -> TriggerEvent:
+        return TriggerEvent(
+            {"status": status, "project_id": self.project_id, "stage": stage, "message": message, **details}
+        )
