@@ -191,7 +191,9 @@ def validate_id(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise ProteusConfigurationError(f"{name} must be a string, got {type(value).__name__}: {value!r}")
     if not value.strip():
-        raise ProteusConfigurationError(f"{name} is empty; give the GO id, for example 'O1ymF8uopj-190812'")
+        raise ProteusConfigurationError(
+            f"{name} is empty or blank; give the GO id, for example 'O1ymF8uopj-190812'"
+        )
     if _UNRENDERED_TEMPLATE.search(value):
         raise ProteusConfigurationError(
             f"{name} {value!r} still contains template markers; it is not a templated field here, "
@@ -371,41 +373,54 @@ def interpret_response(
     return data
 
 
+def is_go_answer(body: bytes) -> bool:
+    """Whether a body is shaped like GO's: a JSON object with a ``data`` or ``status`` key.
+
+    Assumption: GO's error bodies are undocumented; this provider takes them to follow the
+    documented envelope (``{"data": ..., "status": N}``, with a message), as the emulator's do. An
+    error body of another shape (``{"detail": "Not Found"}``, an HTML page) points at a base URL
+    that is not GO's API.
+    """
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(payload, dict) and ("data" in payload or "status" in payload)
+
+
 def http_error(
     *, method: str, url: str, status: int, body: bytes, secrets: Iterable[str] = ()
-) -> ProteusHTTPError:
+) -> ProteusHTTPError | ProteusResponseError:
     """The typed error for an unexpected HTTP status, with a message that says what to check."""
     message = server_message(body, secrets=secrets)
-    prefix = f"GO answered {method} {url} with HTTP {status}"
+    prefix = f"GO answered {method} {url} with HTTP {status}: {message}."
     if status in (401, 403):
-        return ProteusAuthenticationError(
-            f"{prefix}: {message}. Check the API token in the connection's password field, and "
-            "that the project is shared with the token's user",
+        hint = (
+            "Check the API token in the connection's password field, and that the project is shared "
+            "with the token's user."
+        )
+        error_class: type[ProteusHTTPError] = ProteusAuthenticationError
+    elif status == 404 and not is_go_answer(body):
+        return ProteusResponseError(
+            f"{prefix} That answer is not GO's: check that the connection host is GO's API base URL "
+            f"(GO's own is {DEFAULT_BASE_URL}).",
             method=method,
             url=url,
             status=status,
-            server_message=message,
         )
-    if status == 404:
-        return ProteusNotFoundError(
-            f"{prefix}: {message}. Check the project and version ids, that the project is shared "
-            "with the token's user, and that the connection host is GO's API base URL",
-            method=method,
-            url=url,
-            status=status,
-            server_message=message,
-        )
-    if status == 429 or status >= 500:
-        hint = "GO kept answering with a temporary error after the hook's retries; try again later"
+    elif status == 404:
+        hint = "Check the project and version ids, and that the project is shared with the token's user."
+        error_class = ProteusNotFoundError
+    elif method.upper() == "POST" and status >= 500 and status not in REFUSAL_STATUSES:
+        hint = "GO may have acted on the request before failing, so it was not sent again."
+        error_class = ProteusHTTPError
+    elif status in REFUSAL_STATUSES or status >= 500:
+        hint = "GO kept answering with a temporary error after the hook's retries; try again later."
+        error_class = ProteusHTTPError
     else:
-        hint = "GO refused the request"
-    return ProteusHTTPError(
-        f"{prefix}: {message}. {hint}",
-        method=method,
-        url=url,
-        status=status,
-        server_message=message,
-    )
+        hint = "GO refused the request."
+        error_class = ProteusHTTPError
+    return error_class(f"{prefix} {hint}", method=method, url=url, status=status, server_message=message)
 
 
 def project_stage(project: Any, *, project_id: str, url: str) -> str:
@@ -415,9 +430,12 @@ def project_stage(project: Any, *, project_id: str, url: str) -> str:
     """
     stage = project.get("stage") if isinstance(project, dict) else None
     if not isinstance(stage, str) or not stage.strip():
+        shape = (
+            f"its 'stage' is {stage!r}" if isinstance(project, dict) else f"it is a {type(project).__name__}"
+        )
         raise ProteusResponseError(
-            f"GO's answer for project {project_id} has no usable 'stage' field "
-            f"(got {type(project).__name__} with stage {stage!r})",
+            f"GO answered GET {url} for project {project_id} without a usable 'stage' ({shape}), so "
+            "it is not GO's project document: check that the connection host is GO's API base URL",
             method="GET",
             url=url,
             status=200,

@@ -8,6 +8,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_proteus import api
 from airflow_provider_proteus.exceptions import (
+    ProteusConfigurationError,
     ProteusConnectionError,
     ProteusHTTPError,
     ProteusUnknownStageError,
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
 
 #: The task state store key under which a submission is remembered across the tries of a task instance.
 SUBMISSION_KEY = "proteus_submission"
+
+_AFTER_AN_UNKNOWN_OUTCOME = (
+    "Look at the project in GO. If a job is running, let it finish and mark this task successful; "
+    "once the project is no longer running, clearing this task submits a new job."
+)
 
 
 class TaskStateStore(Protocol):
@@ -106,36 +112,60 @@ class SubmitJobOperator(BaseOperator):
         if not isinstance(earlier, dict) or earlier.get("target") != [self.project_id, self.version_id]:
             earlier = None
 
-        stage = self._current_stage(hook)
+        project = hook.get_project(self.project_id)
+        url = api.project_url(hook.settings.base_url, self.project_id)
+        stage = api.project_stage(project, project_id=self.project_id, url=url)
+        self.log.info("Project %s is at stage %s.", self.project_id, stage)
         outcome = api.classify_stage(stage, extra_waiting_stages=hook.settings.waiting_stages)
+        under_way = outcome is api.StageOutcome.WAITING and stage != api.NOT_STARTED
 
-        if earlier is not None and earlier.get("job_id"):
-            if outcome in (api.StageOutcome.WAITING, api.StageOutcome.DONE):
-                self.log.info(
-                    "Reattaching to %s job %s for project %s (stage %s), submitted by try %s of this task; "
-                    "not posting a second job.",
-                    earlier["job_type"],
-                    earlier["job_id"],
-                    self.project_id,
-                    stage,
-                    earlier["try_number"],
-                )
-                return str(earlier["job_type"]), str(earlier["job_id"])
+        # The job an earlier try of this task instance submitted, if its id arrived.
+        earlier_job = earlier if earlier is not None and earlier.get("job_id") else None
+        if earlier_job is not None and outcome in (api.StageOutcome.WAITING, api.StageOutcome.DONE):
+            self.log.info(
+                "Reattaching to %s job %s for project %s (stage %s), submitted by try %s of this task; "
+                "not posting a second job.",
+                earlier_job["job_type"],
+                earlier_job["job_id"],
+                self.project_id,
+                stage,
+                earlier_job["try_number"],
+            )
+            return str(earlier_job["job_type"]), str(earlier_job["job_id"])
+        if outcome is api.StageOutcome.UNKNOWN:
+            raise ProteusUnknownStageError(
+                f"Project {self.project_id} is at stage {stage!r}, which this provider does not know, so it "
+                'cannot tell whether a job is under way. If it means "pending or running", list it in the '
+                'connection extra "waiting_stages".',
+                project_id=self.project_id,
+                stage=stage,
+            )
+
+        if earlier_job is not None:
             self.log.warning(
                 "Job %s for project %s, submitted by try %s of this task, ended at stage %s; "
                 "submitting a new job.",
-                earlier["job_id"],
+                earlier_job["job_id"],
                 self.project_id,
-                earlier["try_number"],
+                earlier_job["try_number"],
                 stage,
             )
         elif earlier is not None:
-            raise AirflowFailException(
-                f"Try {earlier['try_number']} of this task sent a job for project {self.project_id} but "
-                "could not learn its id (GO's answer was lost or had none), so a job may exist (the "
-                f"project is now at stage {stage}). "
-                "Not posting again, so that no second job is started: check the project in GO, then mark "
-                "this task successful, or clear it once the project is no longer running."
+            if earlier.get("state") != "lost" or under_way:
+                self._remember(store, {**earlier, "state": "lost"})
+                raise AirflowFailException(
+                    f"Try {earlier['try_number']} of this task sent a job for project {self.project_id} "
+                    "but could not learn its id (GO's answer was lost or had none), so a job may exist; "
+                    f"the project is now at stage {stage}. Not posting again, so that no second job is "
+                    f"started. {_AFTER_AN_UNKNOWN_OUTCOME}"
+                )
+            # A person was told to clear this task once the project was no longer running.
+            self.log.warning(
+                "Try %s of this task may have started a job for project %s whose id never arrived; the "
+                "project is now at stage %s, so a new job is submitted.",
+                earlier["try_number"],
+                self.project_id,
+                stage,
             )
         elif store is None and try_number > 1:
             raise AirflowFailException(
@@ -144,66 +174,54 @@ class SubmitJobOperator(BaseOperator):
                 f"project is at stage {stage}). Not posting again, so that no second job is started: "
                 "check the project in GO, then mark this task successful or clear it."
             )
-        elif outcome is api.StageOutcome.UNKNOWN:
-            raise ProteusUnknownStageError(
-                f"Project {self.project_id} is at stage {stage!r}, which this provider does not know, so it "
-                'cannot tell whether a job is under way. If it means "pending or running", list it in the '
-                'connection extra "waiting_stages".',
-                project_id=self.project_id,
-                stage=stage,
-            )
-        elif outcome is api.StageOutcome.WAITING and stage != api.NOT_STARTED:
+
+        if under_way:
             raise AirflowFailException(
                 f"Project {self.project_id} already has a job under way (stage {stage}) that this task "
                 "did not start; not posting a second one. Wait for it with ProjectStageSensor, or submit "
                 "again once it has finished."
             )
-
+        versions = project.get("version_ids")
+        if isinstance(versions, list) and versions and self.version_id not in versions:
+            raise ProteusConfigurationError(
+                f"Project {self.project_id} has no version {self.version_id!r}; its versions are "
+                f"{', '.join(map(str, versions))}."
+            )
         return self._submit(hook, store, try_number)
-
-    def _current_stage(self, hook: ProteusHook) -> str:
-        project = hook.get_project(self.project_id)
-        url = api.project_url(hook.settings.base_url, self.project_id)
-        stage = api.project_stage(project, project_id=self.project_id, url=url)
-        self.log.info("Project %s is at stage %s.", self.project_id, stage)
-        return stage
 
     def _submit(self, hook: ProteusHook, store: TaskStateStore | None, try_number: int) -> tuple[str, str]:
         target = [self.project_id, self.version_id]
         # Written before the POST: if this try dies before GO's answer is recorded, the next one knows
         # that a job may exist and does not post again.
-        if store is not None:
-            store.set(SUBMISSION_KEY, {"target": target, "try_number": try_number})
+        submission = {"target": target, "try_number": try_number, "state": "sending"}
+        self._remember(store, submission)
 
         self.log.info("Submitting a job for project %s, version %s.", self.project_id, self.version_id)
         try:
             job = hook.submit_job(self.project_id, self.version_id)
         except ProteusConnectionError as err:
             if err.request_may_have_been_processed:
-                raise self._outcome_unknown(err) from err
+                raise self._outcome_unknown(err, store, submission) from err
             self._forget(store)
             raise
         except ProteusHTTPError as err:
             if err.status >= 500 and err.status not in api.REFUSAL_STATUSES:
                 # A gateway's 502 or 504 can come after GO started the job; only a refusal is certain.
-                raise self._outcome_unknown(err) from err
+                raise self._outcome_unknown(err, store, submission) from err
             self._forget(store)
             raise
 
         job_type, job_id = api.find_job_id(job, job_id_paths=hook.settings.job_id_paths)
         if job_id is None:
+            self._remember(store, {**submission, "state": "lost"})
             raise AirflowFailException(
                 f"GO accepted a job for project {self.project_id}, version {self.version_id}, but its "
                 f"answer has no job id where a {job_type} job keeps it (top-level keys: {sorted(job)}). "
-                "The job was started, so this task will not post again. Set the connection extra "
+                "The job was started. Set the connection extra "
                 f'"job_id_paths", for example {{"{job_type}": "{job_type.lower()}_data.id"}}, to tell '
-                "the provider where the id is."
+                f"the provider where the id is. {_AFTER_AN_UNKNOWN_OUTCOME}"
             )
-        if store is not None:
-            store.set(
-                SUBMISSION_KEY,
-                {"target": target, "try_number": try_number, "job_id": job_id, "job_type": job_type},
-            )
+        self._remember(store, {**submission, "state": "submitted", "job_id": job_id, "job_type": job_type})
         self.log.info(
             "Submitted %s job %s for project %s, version %s.",
             job_type,
@@ -213,11 +231,19 @@ class SubmitJobOperator(BaseOperator):
         )
         return job_type, job_id
 
-    def _outcome_unknown(self, err: Exception) -> AirflowFailException:
+    def _outcome_unknown(
+        self, err: Exception, store: TaskStateStore | None, submission: dict[str, Any]
+    ) -> AirflowFailException:
+        self._remember(store, {**submission, "state": "lost"})
         return AirflowFailException(
-            f"{err} GO may have started the job. Not retrying, so that no second job is started for "
-            f"project {self.project_id}: check the project in GO before clearing this task."
+            f"{err} GO may have started the job, so this task is not retried: no second job is started "
+            f"for project {self.project_id}. {_AFTER_AN_UNKNOWN_OUTCOME}"
         )
+
+    @staticmethod
+    def _remember(store: TaskStateStore | None, submission: dict[str, Any]) -> None:
+        if store is not None:
+            store.set(SUBMISSION_KEY, submission)
 
     @staticmethod
     def _forget(store: TaskStateStore | None) -> None:

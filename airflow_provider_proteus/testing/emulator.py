@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Body, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.datastructures import Headers
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, MutableMapping
+    from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 
     Scope = MutableMapping[str, Any]
     Message = MutableMapping[str, Any]
@@ -303,6 +304,17 @@ class EmulatorState:
             return [dict(entry) for entry in self.requests]
 
 
+def presented_token(headers: Mapping[str, str]) -> tuple[str, str | None]:
+    """How a request authenticated ("header", "bearer" or "none") and the token it sent."""
+    token = headers.get(TOKEN_HEADER)
+    if token is not None:
+        return "header", token
+    authorization = headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        return "bearer", authorization[7:].strip()
+    return "none", None
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"data": None, "status": status, "message": message}, status, headers=headers)
 
@@ -318,16 +330,6 @@ def _page(items: list[Any], limit: int, offset: int) -> list[Any]:
 def _build_api(state: EmulatorState) -> FastAPI:
     app = FastAPI(title="GO emulator", docs_url=None, redoc_url=None, openapi_url=None)
 
-    def presented_token(request: Request) -> tuple[str, str | None]:
-        """How the client authenticated ("header", "bearer" or "none") and the token it sent."""
-        token = request.headers.get(TOKEN_HEADER)
-        if token is not None:
-            return "header", token
-        authorization = request.headers.get("authorization", "")
-        if authorization.lower().startswith("bearer "):
-            return "bearer", authorization[7:].strip()
-        return "none", None
-
     def note(request: Request, **details: Any) -> None:
         entry = request.scope.get("state", {}).get("log_entry")
         if entry is not None:
@@ -335,12 +337,9 @@ def _build_api(state: EmulatorState) -> FastAPI:
 
     @app.middleware("http")
     async def require_token(request: Request, call_next: Any) -> Any:
-        if request.url.path.startswith(API_PREFIX):
-            scheme, token = presented_token(request)
-            ok = token == state.token
-            note(request, auth=scheme, authenticated=ok)
-            if not ok:
-                return _error(401, "A valid user token is required")
+        authorized = presented_token(request.headers)[1] == state.token
+        if request.url.path.startswith(API_PREFIX) and not authorized:
+            return _error(401, "A valid user token is required")
         return await call_next(request)
 
     def find(project_id: str, version_id: str | None = None) -> EmulatedProject | JSONResponse:
@@ -538,12 +537,15 @@ class EmulatorApp:
             return await self.api(scope, receive, send)
 
         method, path = scope["method"], scope["path"][len(API_PREFIX) :]
+        scheme, token = presented_token(Headers(scope=scope))
         entry: dict[str, Any] = {
             "at": _now_iso(),
             "method": method,
             "path": path,
             "query": scope.get("query_string", b"").decode("latin-1"),
             "status": None,
+            "auth": scheme,
+            "authenticated": token == self.state.token,
         }
         self.state.record(entry)
 

@@ -80,6 +80,17 @@ def wait_only(dag_id: str, **sensor_arguments: Any) -> DAG:
 submit_and_wait_dag = submit_and_wait("proteus_submit_and_wait")
 crash_after_submit_dag = submit_and_wait("proteus_crash_after_submit", CrashAfterSubmitOperator)
 wait_dag = wait_only("proteus_wait", poke_interval=1, timeout=60)
+# The same waits, deferred to the triggerer (dag.test() runs the trigger in line).
+wait_deferrable_dag = wait_only("proteus_wait_deferrable", poke_interval=1, timeout=60, deferrable=True)
+wait_budget_deferrable_dag = wait_only(
+    "proteus_wait_budget_deferrable", poke_interval=1, timeout=3, deferrable=True
+)
+wait_budget_soft_deferrable_dag = wait_only(
+    "proteus_wait_budget_soft_deferrable", poke_interval=1, timeout=3, soft_fail=True, deferrable=True
+)
+wait_soft_deferrable_dag = wait_only(
+    "proteus_wait_soft_deferrable", poke_interval=1, timeout=60, soft_fail=True, deferrable=True
+)
 wait_budget_dag = wait_only("proteus_wait_budget", poke_interval=1, timeout=3)
 wait_budget_soft_dag = wait_only("proteus_wait_budget_soft", poke_interval=1, timeout=3, soft_fail=True)
 wait_soft_dag = wait_only("proteus_wait_soft", poke_interval=1, timeout=60, soft_fail=True)

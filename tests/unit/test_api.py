@@ -171,9 +171,22 @@ class TestInterpretResponse:
                 self.interpret(status, b"{}")
             assert not caught.value.transient
 
-    def test_404_says_to_check_the_ids(self) -> None:
+    def test_404_from_go_says_to_check_the_ids(self) -> None:
         with pytest.raises(ProteusNotFoundError, match=r"Check the project and version ids"):
-            self.interpret(404, b'{"message": "Project proj-42 not found"}')
+            self.interpret(404, b'{"data": null, "status": 404, "message": "Project proj-42 not found"}')
+
+    @pytest.mark.parametrize("body", [b'{"detail": "Not Found"}', b"<html>Not Found</html>", b""])
+    def test_404_that_is_not_go_says_to_check_the_base_url(self, body: bytes) -> None:
+        with pytest.raises(
+            ProteusResponseError, match=r"That answer is not GO's: check that the connection host"
+        ):
+            self.interpret(404, body)
+
+    def test_post_meeting_a_gateway_error_says_it_was_not_sent_again(self) -> None:
+        error = api.http_error(method="POST", url=URL, status=502, body=b"")
+        assert str(error).endswith(
+            "GO may have acted on the request before failing, so it was not sent again."
+        )
 
     def test_429_is_transient(self) -> None:
         with pytest.raises(ProteusHTTPError) as caught:
@@ -198,7 +211,10 @@ class TestProjectStage:
 
     @pytest.mark.parametrize("project", [{}, {"stage": None}, {"stage": 3}, {"stage": " "}, [], "COMPLETED"])
     def test_a_missing_stage_is_an_error_not_a_stage(self, project: object) -> None:
-        with pytest.raises(ProteusResponseError, match="project proj-42 has no usable 'stage'"):
+        with pytest.raises(
+            ProteusResponseError,
+            match=r"projects/proj-42 for project proj-42 without a usable 'stage'",
+        ):
             api.project_stage(project, project_id="proj-42", url=URL)
 
 

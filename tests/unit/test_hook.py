@@ -389,6 +389,12 @@ class TestConnectionTest:
         assert not ok
         assert message.startswith("GO refused the token (HTTP 401)")
 
+    def test_base_url_that_is_not_go(self, emulator: GoEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+        use_connection(monkeypatch, host=emulator.root_url, password="tok-WRONG")
+        ok, message = ProteusHook().test_connection()
+        assert not ok
+        assert "That answer is not GO's" in message
+
     def test_unreachable_host(self, monkeypatch: pytest.MonkeyPatch) -> None:
         use_connection(
             monkeypatch, host=f"http://127.0.0.1:{free_port()}", password="secret", extra={"max_retries": 0}

@@ -111,9 +111,8 @@ def test_unreachable_go_is_a_transient_connection_error(monkeypatch: pytest.Monk
 def test_permanent_errors_are_the_sync_path_errors(
     proteus_conn: str, control: EmulatorClient, status: int, error: type[Exception]
 ) -> None:
-    control.add_faults(
-        "GET", PROJECT_PATH, {"status": status, "body": f'{{"message": "token {TOKEN} refused"}}'}
-    )
+    body = f'{{"data": null, "status": {status}, "message": "token {TOKEN} refused"}}'
+    control.add_faults("GET", PROJECT_PATH, {"status": status, "body": body})
     with pytest.raises(error) as caught:
         aget_project()
     assert TOKEN not in str(caught.value)

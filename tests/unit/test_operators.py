@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
@@ -10,7 +11,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_proteus.exceptions import ProteusHTTPError
-from airflow_provider_proteus.operators.proteus import SubmitJobOperator
+from airflow_provider_proteus.operators.proteus import SUBMISSION_KEY, SubmitJobOperator
 from airflow_provider_proteus.testing import DEMO_PROJECT_ID, DEMO_VERSION_ID
 
 if TYPE_CHECKING:
@@ -80,43 +81,6 @@ def test_undocumented_job_type_is_read_from_its_own_sub_object(
     job_id, pushed = run(submit("af-1", "af-1-1.0.0"))
     assert job_id == control.requests(method="POST")[0]["job_id"]
     assert pushed["job_type"] == "AIRFLOW"
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        {"job_type": "STREAMX", "streamx_data": {"id": None}, "airflow_data": None},
-        {"job_type": "STREAMX", "streamx_data": None, "airflow_data": {"id": "elsewhere"}},
-        {},
-    ],
-)
-def test_missing_job_id_fails_without_retry_and_never_returns_none(
-    proteus_conn: str, control: EmulatorClient, data: dict[str, Any]
-) -> None:
-    control.add_faults("POST", JOB_PATH, {"status": 201, "body": f'{{"data": {json.dumps(data)}}}'})
-    store = DictStateStore()
-    with pytest.raises(
-        AirflowFailException, match=r"no job id .* The job was started, so this task will not"
-    ):
-        run(submit(), store=store)
-    with pytest.raises(AirflowFailException, match="could not learn its id"):
-        run(submit(), try_number=2, store=store)
-    assert posts(control) == 1
-
-
-@pytest.mark.parametrize("fault", [{"drop_after_processing": True}, {"status": 502}, {"status": 504}])
-def test_unknown_outcome_fails_without_retry_and_later_tries_do_not_post(
-    proteus_conn: str, control: EmulatorClient, fault: dict[str, Any]
-) -> None:
-    store = DictStateStore()
-    control.add_faults("POST", JOB_PATH, fault)
-    with pytest.raises(AirflowFailException, match=f"no second job is started for project {DEMO_PROJECT_ID}"):
-        run(submit(), store=store)
-    with pytest.raises(
-        AirflowFailException, match=r"Try 1 of this task sent a job .* could not learn its id"
-    ):
-        run(submit(), try_number=2, store=store)
-    assert posts(control) == 1
 
 
 @pytest.mark.parametrize("status", [429, 503])
@@ -212,3 +176,74 @@ def test_bad_ids_fail_before_any_request(
 def test_unknown_project_fails_without_retry(proteus_conn: str) -> None:
     with pytest.raises(AirflowFailException, match="HTTP 404"):
         run(submit("no-such-project", "no-such-project-1.0.0"))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"job_type": "STREAMX", "streamx_data": {"id": None}, "airflow_data": None},
+        {"job_type": "STREAMX", "streamx_data": None, "airflow_data": {"id": "elsewhere"}},
+        {},
+    ],
+)
+def test_missing_job_id_fails_without_retry_and_never_returns_none(
+    proteus_conn: str, control: EmulatorClient, data: dict[str, Any]
+) -> None:
+    control.add_faults("POST", JOB_PATH, {"status": 201, "body": f'{{"data": {json.dumps(data)}}}'})
+    store = DictStateStore()
+    with pytest.raises(AirflowFailException, match=r"no job id .* The job was started\."):
+        run(submit(), store=store)
+    assert store.values[SUBMISSION_KEY]["state"] == "lost"
+
+
+@pytest.mark.parametrize("fault", [{"drop_after_processing": True}, {"status": 502}, {"status": 504}])
+def test_unknown_outcome_fails_without_retry(
+    proteus_conn: str, control: EmulatorClient, fault: dict[str, Any]
+) -> None:
+    store = DictStateStore()
+    control.add_faults("POST", JOB_PATH, fault)
+    with pytest.raises(AirflowFailException, match=f"no second job is started for project {DEMO_PROJECT_ID}"):
+        run(submit(), store=store)
+    assert posts(control) == 1
+    assert store.values[SUBMISSION_KEY]["state"] == "lost"
+
+
+def test_after_a_lost_answer_a_clear_posts_only_once_the_project_stopped_running(
+    proteus_conn: str, control: EmulatorClient
+) -> None:
+    control.add_project(id="lost-1", run_seconds=1.5)
+    store = DictStateStore()
+    control.add_faults("POST", "/projects/lost-1/versions/lost-1-1.0.0/job", {"drop_after_processing": True})
+    with pytest.raises(AirflowFailException, match="GO may have started the job"):
+        run(submit("lost-1", "lost-1-1.0.0"), store=store)
+
+    with pytest.raises(AirflowFailException, match=r"Try 1 of this task sent a job .* stage RUNNING"):
+        run(submit("lost-1", "lost-1-1.0.0"), try_number=2, store=store)
+    assert posts(control) == 1
+
+    time.sleep(1.6)  # the job GO started without telling us has finished
+    job_id, _ = run(submit("lost-1", "lost-1-1.0.0"), try_number=3, store=store)
+    assert [entry["status"] for entry in control.requests(method="POST")] == [201, 201]
+    assert job_id == control.requests(method="POST")[-1]["job_id"]
+
+
+def test_a_try_that_died_while_posting_makes_the_next_one_refuse_once(
+    proteus_conn: str, control: EmulatorClient
+) -> None:
+    store = DictStateStore()
+    store.set(
+        SUBMISSION_KEY, {"target": [DEMO_PROJECT_ID, DEMO_VERSION_ID], "try_number": 1, "state": "sending"}
+    )
+    with pytest.raises(AirflowFailException, match="could not learn its id"):
+        run(submit(), try_number=2, store=store)
+    assert posts(control) == 0
+    run(submit(), try_number=3, store=store)  # cleared by a person who looked at GO
+    assert posts(control) == 1
+
+
+def test_unknown_version_is_refused_before_posting(proteus_conn: str, control: EmulatorClient) -> None:
+    with pytest.raises(
+        AirflowFailException, match=f"has no version 'nope'; its versions are {DEMO_VERSION_ID}"
+    ):
+        run(submit(version_id="nope"))
+    assert posts(control) == 0

@@ -90,7 +90,7 @@ def test_waiting_stage_declared_in_the_connection(
 
 def test_missing_stage_is_never_success(proteus_conn: str, control: EmulatorClient) -> None:
     control.add_faults("GET", "/projects/proj-42", {"status": 200, "body": '{"data": {"id": "proj-42"}}'})
-    with pytest.raises(ProteusResponseError, match="no usable 'stage'"):
+    with pytest.raises(ProteusResponseError, match="without a usable 'stage'"):
         sensor(with_stages(control, "COMPLETED")).poke({})  # type: ignore[arg-type]
 
 
