@@ -249,6 +249,25 @@ class ProteusHook(BaseHook):
             self._session.close()
             self._session = None
 
+    def _data_of(
+        self,
+        response: requests.Response | httpx.Response,
+        method: str,
+        url: str,
+        expected_status: int,
+        expected_type: type[dict[str, Any]] | type[list[Any]],
+    ) -> Any:
+        """The ``data`` of an answer from either HTTP client, or the error it stands for."""
+        return api.interpret_response(
+            method=method,
+            url=url,
+            status=response.status_code,
+            body=response.content,
+            expected_status=expected_status,
+            expected_type=expected_type,
+            secrets=[self.settings.token],
+        )
+
     def _call(
         self,
         method: str,
@@ -288,15 +307,7 @@ class ProteusHook(BaseHook):
                 request_may_have_been_processed=sent,
             ) from None
         log.debug("GO answered %s %s with HTTP %s.", method, url, response.status_code)
-        return api.interpret_response(
-            method=method,
-            url=url,
-            status=response.status_code,
-            body=response.content,
-            expected_status=expected_status,
-            expected_type=expected_type,
-            secrets=[settings.token],
-        )
+        return self._data_of(response, method, url, expected_status, expected_type)
 
     async def _acall(
         self,
@@ -342,15 +353,7 @@ class ProteusHook(BaseHook):
                 if last.response is None:
                     raise last.failure or ProteusRequestError(last.cause, method=method, url=url) from None
                 response = last.response
-        return api.interpret_response(
-            method=method,
-            url=url,
-            status=response.status_code,
-            body=response.content,
-            expected_status=expected_status,
-            expected_type=expected_type,
-            secrets=[settings.token],
-        )
+        return self._data_of(response, method, url, expected_status, expected_type)
 
     async def _asend(self, client: httpx.AsyncClient, method: str, url: str) -> httpx.Response:
         """One attempt; raises :class:`_RetryableError` for what the retry policy retries."""
