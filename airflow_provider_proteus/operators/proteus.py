@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
 
 from airflow_provider_proteus import api
 from airflow_provider_proteus.exceptions import (
     ProteusConfigurationError,
     ProteusConnectionError,
+    ProteusError,
     ProteusHTTPError,
     ProteusUnknownStageError,
     permanent_errors_fail_task,
 )
 from airflow_provider_proteus.hooks.proteus import ProteusHook
+from airflow_provider_proteus.sensors.proteus import DEFAULT_POKE_INTERVAL, DEFAULT_TIMEOUT
+from airflow_provider_proteus.triggers.proteus import ProjectStageTrigger, project_from_event
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,6 +33,10 @@ _AFTER_AN_UNKNOWN_OUTCOME = (
     "Look at the project in GO. If a job is running, let it finish and mark this task successful; "
     "once the project is no longer running, clearing this task submits a new job."
 )
+
+
+def _seconds(duration: timedelta | float) -> float:
+    return duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
 
 
 class TaskStateStore(Protocol):
@@ -44,10 +53,11 @@ class SubmitJobOperator(BaseOperator):
     """Start a job for a GO project version, and hand its job id to downstream tasks.
 
     The operator posts ``{"active": true}`` to ``/projects/{project_id}/versions/{version_id}/job``
-    and returns the job id, which Airflow stores as the task's XCom ``return_value``. It also pushes
-    the job type (XCom key ``job_type``) and the project's page in the GO web app (key
-    ``project_url``). It does not wait for the job: follow it with
-    :class:`~airflow_provider_proteus.sensors.proteus.ProjectStageSensor`.
+    and returns the job id, which Airflow stores as the task's XCom ``return_value``. Before any
+    wait it also pushes the job id (XCom key ``job_id``), the job type (``job_type``) and the
+    project's page in the GO web app (``project_url``). By default it does not wait for the job:
+    follow it with :class:`~airflow_provider_proteus.sensors.proteus.ProjectStageSensor`, which
+    frees the worker slot between pokes, or set ``wait_for_completion``.
 
     A job costs credits, so the operator never starts a second one by itself:
 
@@ -68,6 +78,14 @@ class SubmitJobOperator(BaseOperator):
         Templated.
     :param proteus_conn_id: The ``proteus`` connection to use. Templated. Default
         ``proteus_default``.
+    :param wait_for_completion: Optional. Also wait until the project is ``COMPLETED`` (failing on
+        ``FAILURE`` or an unknown stage, like the sensor) before the task succeeds. Default ``False``:
+        submit only, and wait with a separate :class:`ProjectStageSensor` that frees the worker slot.
+    :param poke_interval: Time between two reads of the project while waiting, in seconds or as a
+        ``timedelta``. Default 15 minutes.
+    :param timeout: The wait budget, in seconds or as a ``timedelta``. Default 3 days.
+    :param deferrable: Wait in Airflow's triggerer instead of in the worker slot (only with
+        ``wait_for_completion``). Default: Airflow's ``[operators] default_deferrable`` setting.
     """
 
     template_fields: Sequence[str] = ("project_id", "version_id", "proteus_conn_id")
@@ -79,12 +97,20 @@ class SubmitJobOperator(BaseOperator):
         project_id: str,
         version_id: str,
         proteus_conn_id: str = ProteusHook.default_conn_name,
+        wait_for_completion: bool = False,
+        poke_interval: timedelta | float = DEFAULT_POKE_INTERVAL,
+        timeout: timedelta | float = DEFAULT_TIMEOUT,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.project_id = project_id
         self.version_id = version_id
         self.proteus_conn_id = proteus_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.poke_interval = _seconds(poke_interval)
+        self.timeout = _seconds(timeout)
+        self.deferrable = deferrable
 
     def execute(self, context: Context) -> str:
         hook = ProteusHook(proteus_conn_id=self.proteus_conn_id)
@@ -100,9 +126,70 @@ class SubmitJobOperator(BaseOperator):
             hook.close()
 
         self.log.info("GO project page: %s", project_url)
+        # Pushed before any wait, so that the job and its page are known while the task waits.
+        context["ti"].xcom_push(key="job_id", value=job_id)
         context["ti"].xcom_push(key="job_type", value=job_type)
         context["ti"].xcom_push(key="project_url", value=project_url)
+        if not self.wait_for_completion:
+            return job_id
+        if self.deferrable:
+            self.defer(
+                trigger=ProjectStageTrigger(
+                    project_id=self.project_id,
+                    proteus_conn_id=self.proteus_conn_id,
+                    poke_interval=self.poke_interval,
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout),
+            )
+        with permanent_errors_fail_task():
+            self._wait_here()
         return job_id
+
+    def execute_complete(self, context: Context, event: Any = None) -> str:
+        """Finish a deferred wait: the job id once the project is COMPLETED; otherwise fail."""
+        with permanent_errors_fail_task():
+            project_from_event(event, self.project_id)
+        # The id this try pushed before it deferred.
+        job_id = context["ti"].xcom_pull(task_ids=self.task_id, key="job_id")
+        if not isinstance(job_id, str) or not job_id:
+            raise AirflowFailException(
+                f"Project {self.project_id} is COMPLETED, but the job id this task pushed before waiting "
+                "is gone from XCom."
+            )
+        self.log.info("Project %s is COMPLETED after job %s.", self.project_id, job_id)
+        return job_id
+
+    def _wait_here(self) -> None:
+        """Poll the project in this worker slot until it is COMPLETED, ends otherwise, or time is up."""
+        deadline = time.monotonic() + self.timeout
+        hook = ProteusHook(proteus_conn_id=self.proteus_conn_id)
+        try:
+            while True:
+                try:
+                    project = hook.get_project(self.project_id)
+                except ProteusError as err:
+                    if not err.transient:
+                        raise
+                    self.log.warning("Could not read project %s; will try again: %s", self.project_id, err)
+                else:
+                    url = api.project_url(hook.settings.base_url, self.project_id)
+                    stage = api.project_stage(project, project_id=self.project_id, url=url)
+                    self.log.info("Project %s is at stage %s.", self.project_id, stage)
+                    outcome = api.classify_stage(stage, extra_waiting_stages=hook.settings.waiting_stages)
+                    if outcome is api.StageOutcome.DONE:
+                        return
+                    error = api.stage_error(self.project_id, stage, outcome)
+                    if error is not None:
+                        raise error
+                if time.monotonic() + self.poke_interval > deadline:
+                    raise AirflowFailException(
+                        f"Project {self.project_id} did not reach COMPLETED within {self.timeout:.0f} s. Its "
+                        "job goes on in GO; wait for it with ProjectStageSensor."
+                    )
+                time.sleep(self.poke_interval)
+        finally:
+            hook.close()
 
     def _reattach_or_submit(
         self, hook: ProteusHook, store: TaskStateStore | None, try_number: int

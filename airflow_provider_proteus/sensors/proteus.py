@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
-    AirflowFailException,
     AirflowSensorTimeout,
     BaseSensorOperator,
     PokeReturnValue,
@@ -20,7 +19,7 @@ from airflow_provider_proteus.exceptions import (
     permanent_errors_fail_task,
 )
 from airflow_provider_proteus.hooks.proteus import ProteusHook
-from airflow_provider_proteus.triggers.proteus import EVENT_STATUSES, ProjectStageTrigger
+from airflow_provider_proteus.triggers.proteus import ProjectStageTrigger, project_from_event
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterator, Sequence
@@ -117,21 +116,9 @@ class ProjectStageSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
         """Finish a deferred wait from the trigger's event; an event of any other shape fails the task."""
-        if (
-            not isinstance(event, dict)
-            or event.get("status") not in EVENT_STATUSES
-            or event.get("project_id") != self.project_id
-        ):
-            raise AirflowFailException(
-                f"Unexpected event from the trigger for project {self.project_id}: {event!r}"
-            )
-        if event["status"] == "success":
-            self.log.info("Project %s is at stage %s.", self.project_id, event["stage"])
-            return event["project"]
-        if event["status"] == "error":
-            raise ProteusError(str(event["message"]))
-        outcome = api.StageOutcome.FAILED if event["status"] == "failed" else api.StageOutcome.UNKNOWN
-        raise api.stage_error(self.project_id, str(event["stage"]), outcome) or ProteusError(event["message"])
+        project = project_from_event(event, self.project_id)
+        self.log.info("Project %s is at stage %s.", self.project_id, project.get("stage"))
+        return project
 
     @contextmanager
     def _timeout_names_the_project(self) -> Iterator[None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_proteus import api
@@ -16,6 +17,31 @@ if TYPE_CHECKING:
 
 #: The ``status`` values of the one event a :class:`ProjectStageTrigger` yields.
 EVENT_STATUSES = frozenset({"success", "failed", "unknown_stage", "error"})
+
+
+def project_from_event(event: Any, project_id: str) -> dict[str, Any]:
+    """The project document a success event carries; any other event raises what it stands for.
+
+    An event of any other shape, or for another project, is a
+    :class:`~airflow.exceptions.AirflowFailException`: it must never pass as success.
+
+    :param event: The payload the task was resumed with.
+    :param project_id: The project the task waits for.
+    """
+    if (
+        not isinstance(event, dict)
+        or event.get("status") not in EVENT_STATUSES
+        or event.get("project_id") != project_id
+        or (event["status"] == "success" and not isinstance(event.get("project"), dict))
+    ):
+        raise AirflowFailException(f"Unexpected event from the trigger for project {project_id}: {event!r}")
+    if event["status"] == "success":
+        project: dict[str, Any] = event["project"]
+        return project
+    if event["status"] == "error":
+        raise ProteusError(str(event["message"]))
+    outcome = api.StageOutcome.FAILED if event["status"] == "failed" else api.StageOutcome.UNKNOWN
+    raise api.stage_error(project_id, str(event["stage"]), outcome) or ProteusError(str(event["message"]))
 
 
 class ProjectStageTrigger(BaseTrigger):

@@ -101,3 +101,24 @@ backoff_dag = wait_only(
     exponential_backoff=True,
     max_wait=timedelta(seconds=4),
 )
+
+
+def submit_waiting(dag_id: str, *, deferrable: bool) -> DAG:
+    with new_dag(dag_id) as dag:
+        submit = SubmitJobOperator(
+            task_id="submit_job",
+            project_id=PROJECT,
+            version_id=VERSION,
+            proteus_conn_id=CONN,
+            wait_for_completion=True,
+            deferrable=deferrable,
+            poke_interval=1,
+            timeout=60,
+        )
+        job_id: Any = submit.output
+        deliver(job_id=job_id, project={"stage": "COMPLETED"})
+    return dag
+
+
+submit_waiting_dag = submit_waiting("proteus_submit_waiting", deferrable=False)
+submit_waiting_deferrable_dag = submit_waiting("proteus_submit_waiting_deferrable", deferrable=True)

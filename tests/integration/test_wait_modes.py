@@ -85,3 +85,36 @@ def test_both_wait_modes_reach_the_same_outcome(
     if expected == "success":
         assert wait.xcoms["return_value"]["stage"] == "COMPLETED"
     assert TOKEN not in json.dumps(wait.xcoms)
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "stage", "expected"),
+    [
+        ("proteus_submit_waiting", "COMPLETED", "success"),
+        ("proteus_submit_waiting_deferrable", "COMPLETED", "success"),
+        ("proteus_submit_waiting", "FAILURE", "failed"),
+        ("proteus_submit_waiting_deferrable", "FAILURE", "failed"),
+    ],
+)
+def test_submit_operator_waits_in_either_mode(
+    test_dags: dict[str, DAG],
+    emulator: GoEmulator,
+    control: EmulatorClient,
+    monkeypatch: pytest.MonkeyPatch,
+    dag_id: str,
+    stage: str,
+    expected: str,
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_PROTEUS_DEFAULT", emulator.connection_json(retry_backoff=0.01))
+    control.add_project(id=P, run_seconds=2, outcome=stage)
+    result = run_dag(test_dags[dag_id], project_id=P, version_id=f"{P}-1.0.0")
+
+    submit = result.tasks["submit_job"]
+    [post] = control.requests(method="POST")
+    assert (submit.state, submit.try_number) == (expected, 1)
+    assert submit.xcoms["job_id"] == post["job_id"]  # pushed before the wait, whatever its outcome
+    if expected == "success":
+        assert submit.xcoms["return_value"] == post["job_id"]
+        assert result.tasks["deliver"].xcoms["return_value"]["job_id"] == post["job_id"]
+    stages = [entry["stage"] for entry in control.requests(method="GET")]
+    assert stages[-1] == stage

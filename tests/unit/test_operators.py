@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from airflow_provider_proteus.exceptions import ProteusHTTPError
 from airflow_provider_proteus.operators.proteus import SUBMISSION_KEY, SubmitJobOperator
@@ -69,6 +73,7 @@ def test_returns_the_job_id_and_pushes_type_and_page(proteus_conn: str, control:
     [post] = control.requests(method="POST", path=JOB_PATH)
     assert job_id == post["job_id"]
     assert pushed == {
+        "job_id": job_id,
         "job_type": "STREAMX",
         "project_url": f"{control.root_url}/web/projects/{DEMO_PROJECT_ID}",
     }
@@ -247,3 +252,74 @@ def test_unknown_version_is_refused_before_posting(proteus_conn: str, control: E
     ):
         run(submit(version_id="nope"))
     assert posts(control) == 0
+
+
+class TestWaitForCompletion:
+    def test_waits_in_the_slot_until_completed(self, proteus_conn: str, control: EmulatorClient) -> None:
+        control.add_project(id="w-1", start_delay_seconds=0.2, run_seconds=0.5)
+        operator = submit("w-1", "w-1-1.0.0")
+        operator.wait_for_completion, operator.poke_interval = True, 0.2
+        job_id, pushed = run(operator)
+        assert job_id == pushed["job_id"] == control.requests(method="POST")[0]["job_id"]
+        stages = [entry["stage"] for entry in control.requests(method="GET")]
+        assert stages[0] == "NOT_STARTED"
+        assert stages[-1] == "COMPLETED"
+        assert "RUNNING" in stages
+
+    def test_a_failed_project_fails_the_task(self, proteus_conn: str, control: EmulatorClient) -> None:
+        control.add_project(id="w-2", run_seconds=0, outcome="FAILURE")
+        operator = submit("w-2", "w-2-1.0.0")
+        operator.wait_for_completion, operator.poke_interval = True, 0.1
+        with pytest.raises(AirflowFailException, match="reached stage FAILURE"):
+            run(operator)
+
+    def test_running_out_of_time_fails_and_says_the_job_goes_on(
+        self, proteus_conn: str, control: EmulatorClient
+    ) -> None:
+        control.add_project(id="w-3", run_seconds=60)
+        operator = submit("w-3", "w-3-1.0.0")
+        operator.wait_for_completion, operator.poke_interval, operator.timeout = True, 0.1, 0.3
+        with pytest.raises(AirflowFailException, match=r"within 0 s\. Its job goes on"):
+            run(operator)
+
+    def test_deferrable_pushes_the_job_then_defers(self, proteus_conn: str, control: EmulatorClient) -> None:
+        operator = SubmitJobOperator(
+            task_id="submit",
+            project_id=DEMO_PROJECT_ID,
+            version_id=DEMO_VERSION_ID,
+            wait_for_completion=True,
+            deferrable=True,
+            poke_interval=30,
+            timeout=600,
+        )
+        ti = mock.Mock(try_number=1)
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute({"ti": ti})  # type: ignore[arg-type]
+        [post] = control.requests(method="POST")
+        pushed = {call.kwargs["key"]: call.kwargs["value"] for call in ti.xcom_push.call_args_list}
+        assert pushed["job_id"] == post["job_id"]
+        assert deferred.value.timeout == timedelta(seconds=600)
+        assert deferred.value.trigger.serialize()[1]["project_id"] == DEMO_PROJECT_ID
+
+    def test_resumes_with_the_job_id_or_fails(self) -> None:
+        operator = submit()
+        context: Any = {"ti": mock.Mock(xcom_pull=lambda task_ids, key: "job-1")}
+        done = {"status": "success", "project_id": DEMO_PROJECT_ID, "stage": "COMPLETED", "project": {}}
+        assert operator.execute_complete(context, event=done) == "job-1"
+        failed = {"status": "failed", "project_id": DEMO_PROJECT_ID, "stage": "FAILURE", "message": ""}
+        with pytest.raises(AirflowFailException, match="reached stage FAILURE"):
+            operator.execute_complete(context, event=failed)
+        with pytest.raises(AirflowFailException, match="Unexpected event"):
+            operator.execute_complete(context, event={"status": "??"})
+
+    def test_deferrable_defaults_to_airflows_setting(self) -> None:
+        code = (
+            "from airflow_provider_proteus.operators.proteus import SubmitJobOperator as S;"
+            "print(S(task_id='t', project_id='p', version_id='v').deferrable)"
+        )
+        for setting, expected in (("True", "True"), ("False", "False")):
+            env = {**os.environ, "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": setting}
+            result = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+            )
+            assert result.stdout.strip().splitlines()[-1] == expected
