@@ -170,8 +170,8 @@ def stage_error(project_id: str, stage: str, outcome: StageOutcome) -> ProteusSt
     if outcome is StageOutcome.UNKNOWN:
         return ProteusUnknownStageError(
             f"Project {project_id} is at stage {stage!r}, which this provider does not know. If GO uses "
-            "it while a job is pending or running, list it in the sensor's waiting_stages or in the "
-            'connection extra "waiting_stages".',
+            'it while a job is pending or running, list it in the connection extra "waiting_stages" '
+            "(or in ProjectStageSensor's waiting_stages).",
             project_id=project_id,
             stage=stage,
         )
