@@ -149,6 +149,10 @@ def _caused_by_tls(error: BaseException) -> bool:
     return False
 
 
+def _with_checked_stage(project: dict[str, Any], project_id: str, url: str) -> dict[str, Any]:
+    return {**project, "stage": api.project_stage(project, project_id=project_id, url=url)}
+
+
 def _proxy_mounts(proxies: Mapping[str, str], verify: bool | str) -> dict[str, httpx.AsyncBaseTransport]:
     """requests-style proxies (``{"https": "http://proxy:3128"}``) as httpx transport mounts."""
     return {
@@ -392,18 +396,22 @@ class ProteusHook(BaseHook):
         """
         api.validate_id("project_id", project_id)
         url = api.project_url((await self.asettings()).base_url, project_id)
-        project: dict[str, Any] = await self._acall("GET", url, expected_status=200, expected_type=dict)
-        return project
+        project = await self._acall("GET", url, expected_status=200, expected_type=dict)
+        return _with_checked_stage(project, project_id, url)
 
     def get_project(self, project_id: str) -> dict[str, Any]:
         """Return the project document (``GET /projects/{P}``), including its ``stage``.
+
+        A document without a usable ``stage`` is not GO's and raises
+        :class:`~airflow_provider_proteus.exceptions.ProteusResponseError`, so ``project["stage"]`` is
+        always a non-blank string.
 
         :param project_id: The GO project id.
         """
         api.validate_id("project_id", project_id)
         url = api.project_url(self.settings.base_url, project_id)
-        project: dict[str, Any] = self._call("GET", url, expected_status=200, expected_type=dict)
-        return project
+        project = self._call("GET", url, expected_status=200, expected_type=dict)
+        return _with_checked_stage(project, project_id, url)
 
     def submit_job(self, project_id: str, version_id: str) -> dict[str, Any]:
         """Start a job for a project version (``POST .../versions/{V}/job``) and return the job document.

@@ -173,8 +173,7 @@ class SubmitJobOperator(BaseOperator):
                         raise
                     self.log.warning("Could not read project %s; will try again: %s", self.project_id, err)
                 else:
-                    url = api.project_url(hook.settings.base_url, self.project_id)
-                    stage = api.project_stage(project, project_id=self.project_id, url=url)
+                    stage = project["stage"]
                     self.log.info("Project %s is at stage %s.", self.project_id, stage)
                     outcome = api.classify_stage(stage, extra_waiting_stages=hook.settings.waiting_stages)
                     if outcome is api.StageOutcome.DONE:
@@ -200,8 +199,7 @@ class SubmitJobOperator(BaseOperator):
             earlier = None
 
         project = hook.get_project(self.project_id)
-        url = api.project_url(hook.settings.base_url, self.project_id)
-        stage = api.project_stage(project, project_id=self.project_id, url=url)
+        stage = project["stage"]
         self.log.info("Project %s is at stage %s.", self.project_id, stage)
         outcome = api.classify_stage(stage, extra_waiting_stages=hook.settings.waiting_stages)
         under_way = outcome is api.StageOutcome.WAITING and stage != api.NOT_STARTED

@@ -135,9 +135,7 @@ class ProjectStageSensor(BaseSensorOperator):
         """The project's stage now, for an error message; a failure to read it is said, not raised."""
         hook = ProteusHook(proteus_conn_id=self.proteus_conn_id)
         try:
-            project = hook.get_project(self.project_id)
-            url = api.project_url(hook.settings.base_url, self.project_id)
-            return api.project_stage(project, project_id=self.project_id, url=url)
+            return str(hook.get_project(self.project_id)["stage"])
         except ProteusError as err:
             return f"unknown (reading it failed: {err})"
         finally:
@@ -157,8 +155,7 @@ class ProjectStageSensor(BaseSensorOperator):
         finally:
             hook.close()
 
-        url = api.project_url(hook.settings.base_url, self.project_id)
-        stage = api.project_stage(project, project_id=self.project_id, url=url)
+        stage = project["stage"]
         self.log.info("Project %s is at stage %s.", self.project_id, stage)
 
         outcome = api.classify_stage(

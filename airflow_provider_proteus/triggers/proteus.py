@@ -91,8 +91,7 @@ class ProjectStageTrigger(BaseTrigger):
             try:
                 project = await hook.aget_project(self.project_id)
                 settings = await hook.asettings()
-                url = api.project_url(settings.base_url, self.project_id)
-                stage = api.project_stage(project, project_id=self.project_id, url=url)
+                stage = project["stage"]
             except ProteusError as err:
                 if not err.transient:
                     yield self._event("error", None, str(err), error_type=type(err).__name__)
