@@ -7,13 +7,14 @@ BIN := $(VENV)/bin
 AIRFLOW_VERSION ?= 3.3.2
 INSTALLED := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: demo test lint venv emulator clean
+.PHONY: demo test lint venv emulator deployment-local deployment-celery clean
 
 demo: $(INSTALLED)
 	$(BIN)/python scripts/demo.py
 
+# PYTEST_ARGS narrows a run, for example PYTEST_ARGS="-m 'not deployment'" skips the real deployments.
 test: $(INSTALLED) lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -23,6 +24,14 @@ lint: $(INSTALLED)
 # Serve the GO emulator on 127.0.0.1:8099 for trying one's own DAGs by hand.
 emulator: $(INSTALLED)
 	$(BIN)/proteus-emulator --port 8099 --access-log
+
+# A real Airflow deployment on this machine (PostgreSQL, and Redis for Celery, installed with apt-get
+# when missing), running the deployment checks and printing what they saw.
+deployment-local: $(INSTALLED)
+	$(BIN)/python -m deployment local
+
+deployment-celery: $(INSTALLED)
+	$(BIN)/python -m deployment celery
 
 venv: $(INSTALLED)
 

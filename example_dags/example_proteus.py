@@ -7,9 +7,11 @@ from XCom and logs a short summary of the version's results.
 
 The project, version and connection are DAG params, so a run can target another project from the
 trigger form or with ``airflow dags test example_proteus -c '{"project_id": "..."}'``. The waits
-are the realistic ones (a poke every 15 minutes, a 3-day budget); the environment variables
-``PROTEUS_EXAMPLE_POKE_INTERVAL`` and ``PROTEUS_EXAMPLE_TIMEOUT`` (seconds) shorten them for a
-demo against the GO emulator without editing this file.
+are the realistic ones (a poke every 15 minutes, a 3-day budget, 5 minutes between task retries);
+the environment variables ``PROTEUS_EXAMPLE_POKE_INTERVAL``, ``PROTEUS_EXAMPLE_TIMEOUT`` and
+``PROTEUS_EXAMPLE_RETRY_DELAY`` (seconds) shorten them for a demo against the GO emulator without
+editing this file. The sensor waits in reschedule mode, or deferred to the triggerer where Airflow's
+``[operators] default_deferrable`` is on.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ log = logging.getLogger("example_proteus")
 
 POKE_INTERVAL = float(os.environ.get("PROTEUS_EXAMPLE_POKE_INTERVAL", 15 * 60))
 TIMEOUT = float(os.environ.get("PROTEUS_EXAMPLE_TIMEOUT", 3 * 24 * 60 * 60))
+RETRY_DELAY = float(os.environ.get("PROTEUS_EXAMPLE_RETRY_DELAY", 5 * 60))
 
 with DAG(
     dag_id="example_proteus",
@@ -42,7 +45,7 @@ with DAG(
         "version_id": Param("carsdemo-J9fUyV-1.0.0", type="string", description="GO version id"),
         "proteus_conn_id": Param("proteus_default", type="string", description="proteus connection"),
     },
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=RETRY_DELAY)},
 ) as dag:
     submit_job = SubmitJobOperator(
         task_id="submit_job",

@@ -25,7 +25,7 @@ def defined_names(path: str) -> set[str]:
 
 def test_every_test_named_in_the_reliability_table_exists() -> None:
     table = (REPO / "docs" / "reliability.md").read_text()
-    references = re.findall(r"`((?:unit|integration)/\w+\.py)(?:::([\w:]+))?`", table)
+    references = re.findall(r"`((?:unit|integration|deployment)/\w+\.py)(?:::([\w:]+))?`", table)
     assert len(references) > 40
     missing = [f"{path}::{name}" for path, name in references if name and name not in defined_names(path)]
     assert missing == []
