@@ -8,7 +8,7 @@ the HTTP status, the method and the URL, and never contain the API token.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
@@ -119,6 +119,49 @@ class ProteusProjectFailedError(ProteusStageError):
 
 class ProteusUnknownStageError(ProteusStageError):
     """GO reported a stage this provider does not know and the user has not declared as waiting."""
+
+
+#: The attributes that, with the message, are enough to raise an error again in another process.
+_DETAIL_ATTRIBUTES = (
+    "method",
+    "url",
+    "status",
+    "server_message",
+    "request_may_have_been_processed",
+    "project_id",
+    "stage",
+)
+
+
+def error_details(err: ProteusError) -> dict[str, Any]:
+    """An error as JSON primitives: its type, message and attributes (none of which hold the token).
+
+    A trigger puts this in its event, so that the task resumed in a worker raises the same error
+    the sync path would have raised.
+    """
+    return {
+        "error_type": type(err).__name__,
+        "message": str(err),
+        "error_details": {name: getattr(err, name) for name in _DETAIL_ATTRIBUTES if hasattr(err, name)},
+    }
+
+
+def error_from_details(error_type: object, message: str, details: object) -> ProteusError:
+    """The error that :func:`error_details` described; a plain :class:`ProteusError` if the type or
+    its attributes are not recognised, so that a malformed description still fails the task."""
+    known = {cls.__name__: cls for cls in _all_subclasses(ProteusError)}
+    cls = known.get(str(error_type), ProteusError)
+    try:
+        return cls(message, **(details if isinstance(details, dict) else {}))
+    except TypeError:
+        return ProteusError(message)
+
+
+def _all_subclasses(cls: type[ProteusError]) -> list[type[ProteusError]]:
+    found = [cls]
+    for subclass in cls.__subclasses__():
+        found += _all_subclasses(subclass)
+    return found
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_proteus import api
-from airflow_provider_proteus.exceptions import ProteusError
+from airflow_provider_proteus.exceptions import ProteusError, error_details, error_from_details
 from airflow_provider_proteus.hooks.proteus import ProteusHook
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def project_from_event(event: Any, project_id: str) -> dict[str, Any]:
         project: dict[str, Any] = event["project"]
         return project
     if event["status"] == "error":
-        raise ProteusError(str(event["message"]))
+        raise error_from_details(event.get("error_type"), str(event["message"]), event.get("error_details"))
     outcome = api.StageOutcome.FAILED if event["status"] == "failed" else api.StageOutcome.UNKNOWN
     raise api.stage_error(project_id, str(event["stage"]), outcome) or ProteusError(str(event["message"]))
 
@@ -51,7 +51,9 @@ class ProjectStageTrigger(BaseTrigger):
     sync path), classified by :func:`airflow_provider_proteus.api.classify_stage`. A transient
     error is logged and the next poll comes after ``poke_interval``. The event is a dict with
     ``status`` (one of :data:`EVENT_STATUSES`), ``project_id``, ``stage`` (or ``None``) and
-    ``message``; on success it also holds the project document as ``project``. The wait budget
+    ``message``; on success it also holds the project document as ``project``, on a permanent
+    error the error's ``error_type`` and ``error_details``, so that the resumed task raises the
+    same error as a poke would. The wait budget
     is the deferral's timeout, set by the sensor.
 
     :param project_id: The GO project id.
@@ -94,7 +96,8 @@ class ProjectStageTrigger(BaseTrigger):
                 stage = project["stage"]
             except ProteusError as err:
                 if not err.transient:
-                    yield self._event("error", None, str(err), error_type=type(err).__name__)
+                    details = error_details(err)
+                    yield self._event("error", None, details.pop("message"), **details)
                     return
                 self.log.warning(
                     "Could not read project %s on this poll; will poll again: %s", self.project_id, err

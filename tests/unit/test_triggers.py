@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_proteus.triggers.proteus import EVENT_STATUSES, ProjectStageTrigger
+from airflow_provider_proteus.exceptions import ProteusAuthenticationError, ProteusError
+from airflow_provider_proteus.triggers.proteus import EVENT_STATUSES, ProjectStageTrigger, project_from_event
 from tests.conftest import TOKEN
 
 if TYPE_CHECKING:
@@ -113,6 +114,52 @@ def test_permanent_error_yields_an_error_event_without_the_token(
     assert "HTTP 401" in event["message"]
     assert "tok-WRONG" not in json.dumps(event)
     assert TOKEN not in json.dumps(event)
+
+
+def test_error_event_raises_the_same_error_type_in_the_resumed_task(
+    emulator: GoEmulator, control: EmulatorClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PROTEUS_DEFAULT",
+        json.dumps({"conn_type": "proteus", "host": emulator.base_url, "password": "tok-WRONG"}),
+    )
+    [event] = events(trigger())
+    stored = json.loads(json.dumps(event))  # what the triggerer stores is JSON
+
+    with pytest.raises(ProteusAuthenticationError) as raised:
+        project_from_event(stored, "proj-42")
+
+    assert raised.value.status == 401
+    assert raised.value.method == "GET"
+    assert raised.value.url == f"{emulator.base_url}/projects/proj-42"
+    assert not raised.value.transient
+    assert str(raised.value) == event["message"]
+
+
+@pytest.mark.parametrize(
+    ("error_type", "details"),
+    [
+        ("NoSuchError", {}),
+        ("ProteusAuthenticationError", {"status": 401}),
+        ("ProteusHTTPError", "not a dict"),
+    ],
+)
+def test_error_event_that_cannot_be_rebuilt_still_fails_with_its_message(
+    error_type: str, details: Any
+) -> None:
+    event = {
+        "status": "error",
+        "project_id": "proj-42",
+        "stage": None,
+        "message": "GO said no",
+        "error_type": error_type,
+        "error_details": details,
+    }
+
+    with pytest.raises(ProteusError, match="GO said no") as raised:
+        project_from_event(event, "proj-42")
+
+    assert type(raised.value) is ProteusError
 
 
 def test_every_event_has_the_documented_shape(proteus_conn: str, control: EmulatorClient) -> None:
