@@ -161,6 +161,14 @@ class Checks:
         """Whether the run's sensor has been seen giving its slot back while it waits."""
         return WAITING_STATE[mode] in run.states()
 
+    def mismatched_tries(self, run: WatchedRun, task_id: str = SENSOR) -> set[int]:
+        """The tries of a task that Airflow's scheduler failed with a "state mismatch"."""
+        return {
+            int(event["try_number"])
+            for event in self.deployment.state_mismatches(run.dag_id)
+            if event["run_id"] == run.run_id and event["task_id"] == task_id
+        }
+
     def collect_mismatches(self, *dag_ids: str) -> None:
         """Add the scheduler's "state mismatch" events for the runs these checks started."""
         known = {event["event_log_id"] for event in self.race.mismatches}
@@ -247,6 +255,13 @@ class Checks:
         sensor = run.task_instances[SENSOR]
         self.expect(
             run.state == "failed" and sensor["state"] == "failed", "The FAILURE did not fail the run", [run]
+        )
+        # Tries before the last may only have been ended by Airflow's scheduler race, never by the FAILURE.
+        earlier = set(range(1, int(sensor["try_number"])))
+        self.expect(
+            earlier <= self.mismatched_tries(run),
+            f"Tries {sorted(earlier - self.mismatched_tries(run))} ended without a scheduler state mismatch",
+            [run],
         )
         task_log = self.deployment.task_log(run.dag_id, run.run_id, SENSOR, int(sensor["try_number"]))
         reason = f"Project {project_id} reached stage FAILURE"

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.deployment, pytest.mark.timeout(600)]
 
+#: The retries of the deployment DAGs' waits.
+RETRIES = 3
 WAIT_DAGS = ("proteus_deployment_reschedule", "proteus_deployment_deferrable", "proteus_deployment_poke")
 
 
@@ -63,8 +65,13 @@ def test_three_poke_mode_waits_take_turns_in_one_slot(checks: Checks) -> None:
 def test_failed_project_fails_the_run_and_the_log_says_why(checks: Checks, mode: str) -> None:
     run, task_log = checks.failed_project_fails_the_run(mode)
 
+    final_try = run.task_instances[SENSOR]["try_number"]
     assert run.state == "failed"
-    assert run.task_instances[SENSOR]["try_number"] == 1, "a FAILURE stage must not be retried"
+    assert run.states()[-1] == "failed"
+    # The try that saw FAILURE was not retried although retries were left; an earlier try can only
+    # have been ended by Airflow 3.3.2's scheduler race, which the check confirms from its events.
+    assert final_try <= RETRIES
+    assert set(range(1, final_try)) <= checks.mismatched_tries(run)
     assert f"Project {run.project_id} reached stage FAILURE" in task_log
 
 
