@@ -14,6 +14,7 @@ Nothing here knows what a check expects: :mod:`deployment.checks` drives the DAG
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +69,19 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float, interval:
         time.sleep(interval)
 
 
+def process_group(leader: int) -> set[int]:
+    """The processes of the group that ``leader`` started which still run (zombies excluded)."""
+    members = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                # The fields after the command name: state, parent pid, process group, ...
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == leader and fields[0] != "Z":
+                    members.add(int(entry.name))
+    return members
+
+
 class Processes:
     """The processes of one deployment, each in its own session so that its children stop with it.
 
@@ -99,6 +114,10 @@ class Processes:
         log.info("Started %s (pid %s)", name, process.pid)
         return process
 
+    def pids(self) -> list[int]:
+        """The PIDs of the processes started and not stopped yet; each leads its own process group."""
+        return [process.pid for process, _ in self._started.values()]
+
     def exited(self) -> dict[str, int]:
         """The processes that have ended, with their exit codes."""
         return {
@@ -123,6 +142,8 @@ class Processes:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+            group_ended = functools.partial(lambda leader: not process_group(leader), process.pid)
+            wait_for(f"every process of {name} to end", group_ended, timeout=30, interval=0.05)
             log.info("Stopped %s (pid %s)", name, process.pid)
 
 
@@ -154,11 +175,13 @@ class PostgresServer:
     """A private PostgreSQL server from Debian's binaries, in a data directory of its own.
 
     It runs as the ``postgres`` system user when started by root (PostgreSQL refuses root), trusts
-    local connections and listens on 127.0.0.1 only.
+    local connections and listens on 127.0.0.1 only. Its data lives in a temporary directory of its
+    own, which that user can reach wherever the work directory is, and which :meth:`remove` deletes
+    once the server has stopped; its log goes to the work directory with the others.
     """
 
-    def __init__(self, work_dir: Path, processes: Processes) -> None:
-        self.data_dir = work_dir / "postgres"
+    def __init__(self, processes: Processes) -> None:
+        self.data_dir = Path(tempfile.mkdtemp(prefix="proteus-postgres-"))
         self.processes = processes
         self.port = free_port()
         self.user = "postgres" if os.geteuid() == 0 else None
@@ -166,7 +189,6 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         postgres = debian_program("/usr/lib/postgresql/*/bin/postgres", "postgresql")
         bin_dir = postgres.parent
-        self.data_dir.mkdir(parents=True)
         if self.user is not None:
             shutil.chown(self.data_dir, self.user)
         subprocess.run(  # noqa: S603
@@ -203,6 +225,10 @@ class PostgresServer:
         )
         self._psql = bin_dir / "psql"
         return self
+
+    def remove(self) -> None:
+        """Delete the data directory (after the server has stopped)."""
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def create_database(self, name: str) -> str:
         """Create an empty database and return its SQLAlchemy URL for Airflow."""

@@ -39,14 +39,13 @@ def stack(
     if database not in {"postgres", "sqlite"}:
         raise ValueError(f"database must be 'postgres' or 'sqlite', not {database!r}")
     work_dir = work_dir or Path(tempfile.mkdtemp(prefix="proteus-deployment-"))
-    # PostgreSQL runs as its own system user when started by root; it must reach its data directory.
-    work_dir.chmod(0o755)
     processes = Processes(work_dir / "logs")
     log.info("Deployment work directory: %s", work_dir)
+    postgres = PostgresServer(processes) if database == "postgres" else None
     with GoEmulator(token=TOKEN) as emulator:
         try:
-            if database == "postgres":
-                database_url = PostgresServer(work_dir, processes).start().create_database("airflow")
+            if postgres is not None:
+                database_url = postgres.start().create_database("airflow")
             else:
                 database_url = f"sqlite:///{work_dir / 'airflow.db'}"
             broker_url = RedisServer(work_dir, processes).start().url if celery else None
@@ -64,6 +63,8 @@ def stack(
                 deployment.stop()
         finally:
             processes.stop()
+            if postgres is not None:
+                postgres.remove()
 
 
 def token_leaks(deployment: AirflowDeployment) -> list[str]:
