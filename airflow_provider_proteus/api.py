@@ -121,6 +121,19 @@ def retry_failure(method: str, *, request_sent: bool) -> bool:
     return not request_sent or method.upper() != "POST"
 
 
+#: Assumption: list endpoints (a version's aois, divisions and results, and a result's time series) page
+#: with ``limit`` and ``offset``, answer full pages until the last one, and return everything for
+#: ``limit=-1`` (GO's own example sends it). How many items a page may hold is not documented; the
+#: connection extra ``page_size`` overrides this (``-1`` asks for everything in one request).
+DEFAULT_PAGE_SIZE = 1000
+
+#: The collections a project version lists.
+VERSION_COLLECTIONS = ("aois", "divisions", "results")
+
+#: Assumption: a result lists the time-series types it offers in this field (GO's documentation names
+#: types such as ``raw.count`` but not the result's fields); results operators can name types instead.
+RESULT_TIMESERIES_TYPES_FIELD = "timeseries_types"
+
 #: How much of an unexpected body goes into an error message.
 BODY_EXCERPT_CHARS = 200
 
@@ -274,6 +287,13 @@ def job_url(base_url: str, project_id: str, version_id: str) -> str:
 def version_collection_url(base_url: str, project_id: str, version_id: str, collection: str) -> str:
     """URL of a version's ``aois``, ``divisions`` or ``results``."""
     return build_url(base_url, "projects", project_id, "versions", version_id, collection)
+
+
+def timeseries_url(base_url: str, project_id: str, version_id: str, result_id: str, ts_type: str) -> str:
+    """URL of ``GET .../versions/{V}/results/{R}/timeseries/{type}``."""
+    return build_url(
+        base_url, "projects", project_id, "versions", version_id, "results", result_id, "timeseries", ts_type
+    )
 
 
 def web_project_url(web_url: str, project_id: str) -> str:

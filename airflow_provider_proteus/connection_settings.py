@@ -41,6 +41,8 @@ _EXTRA_KEYS = frozenset(
         "waiting_stages",
         "job_id_paths",
         "allow_insecure_http",
+        "page_size",
+        "ca_bundle",
     }
 )
 
@@ -61,6 +63,7 @@ class ProteusConnectionSettings:
     :param web_url: Base URL of the GO web app, for links to a project's page.
     :param waiting_stages: Stages to treat as "still running", on top of the documented ones.
     :param job_id_paths: Dotted paths to the job id by job type, on top of the documented one.
+    :param page_size: Items asked for per page of a list endpoint; ``-1`` asks for all at once.
     """
 
     base_url: str
@@ -74,6 +77,7 @@ class ProteusConnectionSettings:
     web_url: str = api.DEFAULT_WEB_URL
     waiting_stages: frozenset[str] = frozenset()
     job_id_paths: Mapping[str, str] = field(default_factory=dict)
+    page_size: int = api.DEFAULT_PAGE_SIZE
 
     @property
     def headers(self) -> dict[str, str]:
@@ -118,6 +122,8 @@ def settings_from_connection(
             f"Connection {conn_id!r} has no API token; put the GO token in its password field"
         )
     base_url = api.normalize_base_url(host, port=port, path=schema)
+    # Airflow's connection form saves a field left empty as null or "": both mean "the default".
+    extra = {key: value for key, value in extra.items() if value is not None and value != ""}
 
     unknown = sorted(set(extra) - _EXTRA_KEYS)
     if unknown:
@@ -154,6 +160,15 @@ def settings_from_connection(
     verify = extra.get("verify", True)
     if not isinstance(verify, (bool, str)) or verify == "" or verify in ("true", "false", "True", "False"):
         raise _extra_error(conn_id, "verify", "true, false or the path of a CA bundle", verify)
+    ca_bundle = extra.get("ca_bundle")
+    if ca_bundle is not None:
+        if not isinstance(ca_bundle, str):
+            raise _extra_error(conn_id, "ca_bundle", "the path of a CA bundle file", ca_bundle)
+        if verify is False:
+            raise ProteusConfigurationError(
+                f"Connection {conn_id!r}: the extra gives a CA bundle but turns verification off; keep one"
+            )
+        verify = ca_bundle
     proxies = extra.get("proxies", {})
     if not isinstance(proxies, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in proxies.items()
@@ -174,6 +189,13 @@ def settings_from_connection(
     web_url = extra.get("web_url", api.DEFAULT_WEB_URL)
     if not isinstance(web_url, str) or not web_url.strip():
         raise _extra_error(conn_id, "web_url", "a URL", web_url)
+
+    page_size = extra.get("page_size", api.DEFAULT_PAGE_SIZE)
+    if isinstance(page_size, str):
+        with contextlib.suppress(ValueError):
+            page_size = int(page_size)
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size == 0 or page_size < -1:
+        raise _extra_error(conn_id, "page_size", "a positive integer, or -1 for all at once", page_size)
 
     hostname = urlsplit(base_url).hostname or ""
     if (
@@ -198,6 +220,7 @@ def settings_from_connection(
         web_url=api.normalize_base_url(web_url),
         waiting_stages=frozenset(waiting_stages),
         job_id_paths=job_id_paths,
+        page_size=page_size,
     )
 
 

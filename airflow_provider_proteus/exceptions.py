@@ -47,13 +47,23 @@ class ProteusConnectionError(ProteusRequestError):
     :param request_may_have_been_processed: ``True`` when the request had been sent before the
         connection failed, so GO may have acted on it. For a job submission this means a job may
         exist although no answer arrived; sending it again could start a second job.
+    :param reason: Optional. Why no answer came, in plain words ("the connection was refused").
     """
 
     transient = True
 
-    def __init__(self, message: str, *, method: str, url: str, request_may_have_been_processed: bool) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        request_may_have_been_processed: bool,
+        reason: str = "the connection failed",
+    ) -> None:
         super().__init__(message, method=method, url=url)
         self.request_may_have_been_processed = request_may_have_been_processed
+        self.reason = reason
 
 
 class ProteusTLSError(ProteusRequestError):
@@ -119,6 +129,10 @@ class ProteusProjectFailedError(ProteusStageError):
 
 class ProteusUnknownStageError(ProteusStageError):
     """GO reported a stage this provider does not know and the user has not declared as waiting."""
+
+
+class ProteusResultsNotReadyError(ProteusStageError):
+    """Results were asked for while the project is still pending or running."""
 
 
 #: The attributes that, with the message, are enough to raise an error again in another process.

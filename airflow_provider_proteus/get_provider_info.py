@@ -6,6 +6,8 @@ from typing import Any
 
 from airflow_provider_proteus import __version__
 
+ASSETS = "airflow_provider_proteus.assets.proteus"
+
 
 def connection_field_behaviour() -> dict[str, Any]:
     """How Airflow's connection form shows a ``proteus`` connection: a base URL, a token, an extra.
@@ -21,6 +23,51 @@ def connection_field_behaviour() -> dict[str, Any]:
             "password": "GO user token",
             "extra": '{"auth_header": "token", "timeout": 60}',
         },
+    }
+
+
+def connection_fields() -> dict[str, Any]:
+    """The extra's settings that Airflow 3.2 and later show as fields of the connection form.
+
+    Each is saved in the connection's extra under its own name, as if written in the Extra box;
+    a field left empty means the default. The other extra settings stay in the Extra box.
+    """
+
+    def field(label: str, types: str, description: str, **schema: Any) -> dict[str, Any]:
+        return {"label": label, "description": description, "schema": {"type": [types, "null"], **schema}}
+
+    return {
+        "auth_header": field(
+            "Auth header style",
+            "string",
+            '"token" sends X-Orbitalinsight-Auth-Token (GO\'s REST examples); "bearer" sends '
+            "Authorization: Bearer.",
+            enum=["token", "bearer"],
+            default="token",
+        ),
+        "timeout": field(
+            "Timeout (seconds)",
+            "number",
+            "How long to wait for GO to accept a connection, and for each read of an answer.",
+            default=60,
+        ),
+        "verify": field(
+            "Verify TLS certificates",
+            "boolean",
+            "Turn off only for a test server with a self-signed certificate.",
+            default=True,
+        ),
+        "ca_bundle": field(
+            "CA bundle path",
+            "string",
+            "A file of CA certificates to verify GO's certificate with, instead of the system's.",
+        ),
+        "web_url": field(
+            "GO web app URL",
+            "string",
+            'Where the "GO project" link of a task points: <web app URL>/projects/<project id>.',
+            default="https://go.orbitalinsight.com",
+        ),
     }
 
 
@@ -61,9 +108,25 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "proteus",
                 "hook-class-name": "airflow_provider_proteus.hooks.proteus.ProteusHook",
                 "hook-name": "Orbital Insight GO",
+                "conn-fields": connection_fields(),
                 "ui-field-behaviour": {
                     key.replace("_", "-"): value for key, value in connection_field_behaviour().items()
                 },
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Orbital Insight GO",
+                "python-modules": ["airflow_provider_proteus.triggers.proteus"],
+            }
+        ],
+        "extra-links": ["airflow_provider_proteus.links.proteus.ProteusProjectLink"],
+        "asset-uris": [
+            {
+                "schemes": ["proteus"],
+                "handler": f"{ASSETS}.sanitize_uri",
+                "factory": f"{ASSETS}.create_asset",
+                "to_openlineage_converter": f"{ASSETS}.convert_asset_to_openlineage",
             }
         ],
     }

@@ -18,6 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="proteus-tests-airflow-home-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+# Airflow queues runs of DAGs scheduled on an asset only while they are unpaused.
+os.environ["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
 # dag.test() runs only DAGs of a configured bundle: the example DAG and the tests' own DAGs, side by side.
 DAGS_FOLDER = Path(_AIRFLOW_HOME) / "dags"
 DAGS_FOLDER.mkdir()

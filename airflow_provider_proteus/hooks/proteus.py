@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import socket
 import ssl
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -11,7 +13,13 @@ import requests
 import tenacity
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ProxyError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NameResolutionError,
+    ProxyError,
+    ReadTimeoutError,
+)
 from urllib3.util.retry import Retry
 
 from airflow_provider_proteus import api
@@ -28,13 +36,14 @@ from airflow_provider_proteus.exceptions import (
     ProteusHTTPError,
     ProteusNotFoundError,
     ProteusRequestError,
+    ProteusResponseError,
     ProteusTLSError,
 )
 from airflow_provider_proteus.get_provider_info import connection_field_behaviour
 from airflow_provider_proteus.version_compat import aget_connection
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
     from types import TracebackType
 
     from airflow.providers.common.compat.sdk import Connection
@@ -96,6 +105,31 @@ class _GoRetry(Retry):
 
 
 logging.getLogger("urllib3.connectionpool").addFilter(_HideUrllib3RetryNotices())
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and everything it wraps: causes, contexts, and the errors urllib3 keeps in ``args``
+    and ``reason``."""
+    found: list[BaseException] = []
+    pending: list[object] = [error]
+    while pending:
+        cause = pending.pop()
+        if isinstance(cause, BaseException) and all(cause is not known for known in found):
+            found.append(cause)
+            pending += [cause.__cause__, cause.__context__, getattr(cause, "reason", None), *cause.args]
+    return found
+
+
+def _plain_reason(error: BaseException, timeout: float) -> str:
+    """Why a request got no answer, in words a person understands."""
+    causes = _causes(error)
+    if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+        return "the connection was refused (nothing listens at that address and port)"
+    if any(isinstance(cause, (socket.gaierror, NameResolutionError)) for cause in causes):
+        return "the host name could not be resolved"
+    if any(isinstance(cause, (TimeoutError, ConnectTimeoutError, ReadTimeoutError)) for cause in causes):
+        return f"no answer within the timeout of {timeout:g} s"
+    return f"the connection failed ({type(error).__name__})"
 
 
 def _request_was_sent(error: requests.RequestException) -> bool:
@@ -309,6 +343,7 @@ class ProteusHook(BaseHook):
                 method=method,
                 url=url,
                 request_may_have_been_processed=sent,
+                reason=_plain_reason(err, settings.timeout),
             ) from None
         log.debug("GO answered %s %s with HTTP %s.", method, url, response.status_code)
         return self._data_of(response, method, url, expected_status, expected_type)
@@ -431,42 +466,144 @@ class ProteusHook(BaseHook):
         )
         return job
 
-    def get_version_collection(self, project_id: str, version_id: str, collection: str) -> list[Any]:
-        """Return all of a version's ``aois``, ``divisions`` or ``results`` (``limit=-1``).
+    def _paged(self, url: str, what: str, params: Mapping[str, str | int] | None = None) -> Iterator[Any]:
+        """Yield every item of a list endpoint, one page (``limit``, ``offset``) at a time.
+
+        Pages hold :attr:`ProteusConnectionSettings.page_size` items (``-1``: one request for
+        everything); the first page shorter than that is the last. A server that ignores ``limit`` or
+        ``offset`` would return some items twice or never stop, so either is refused with an error.
+        """
+        page_size = self.settings.page_size
+        if page_size == -1:
+            items: list[Any] = self._call(
+                "GET", url, expected_status=200, expected_type=list, params={**(params or {}), "limit": -1}
+            )
+            yield from items
+            return
+
+        offset = 0
+        first_item: Any = None
+        while True:
+            query = {**(params or {}), "limit": page_size, "offset": offset}
+            page: list[Any] = self._call("GET", url, expected_status=200, expected_type=list, params=query)
+            if len(page) > page_size or (offset and page and page[0] == first_item):
+                broken = "limit" if len(page) > page_size else "offset"
+                raise ProteusResponseError(
+                    f"GO answered GET {url} (limit={page_size}, offset={offset}) with {len(page)} {what} "
+                    f"that show it ignores '{broken}', so paging cannot read them whole; set the "
+                    'connection extra "page_size" to -1 to ask for everything in one request',
+                    method="GET",
+                    url=url,
+                    status=200,
+                )
+            if offset == 0 and page:
+                first_item = page[0]
+            yield from page
+            if len(page) < page_size:
+                return
+            offset += page_size
+
+    def iter_version_collection(self, project_id: str, version_id: str, collection: str) -> Iterator[Any]:
+        """Yield every item of a version's ``aois``, ``divisions`` or ``results``, page by page.
 
         :param project_id: The GO project id.
         :param version_id: The version id.
         :param collection: ``"aois"``, ``"divisions"`` or ``"results"``.
         """
-        if collection not in ("aois", "divisions", "results"):
+        if collection not in api.VERSION_COLLECTIONS:
             raise ProteusConfigurationError(
-                f"collection must be 'aois', 'divisions' or 'results', got {collection!r}"
+                f"collection must be one of {', '.join(api.VERSION_COLLECTIONS)}, got {collection!r}"
             )
         api.validate_id("project_id", project_id)
         api.validate_id("version_id", version_id)
         url = api.version_collection_url(self.settings.base_url, project_id, version_id, collection)
-        items: list[Any] = self._call(
-            "GET", url, expected_status=200, expected_type=list, params={"limit": -1}
-        )
-        return items
+        return self._paged(url, collection)
+
+    def get_version_collection(self, project_id: str, version_id: str, collection: str) -> list[Any]:
+        """Return all of a version's ``aois``, ``divisions`` or ``results`` as one list.
+
+        :param project_id: The GO project id.
+        :param version_id: The version id.
+        :param collection: ``"aois"``, ``"divisions"`` or ``"results"``.
+        """
+        return list(self.iter_version_collection(project_id, version_id, collection))
+
+    def get_aois(self, project_id: str, version_id: str) -> list[dict[str, Any]]:
+        """Return a version's areas of interest (each has an ``id``, and ``name``, ``country``, ...)."""
+        return self.get_version_collection(project_id, version_id, "aois")
+
+    def get_divisions(self, project_id: str, version_id: str) -> list[dict[str, Any]]:
+        """Return a version's divisions: ``division_id`` (an AOI's id at the top) and ``children``."""
+        return self.get_version_collection(project_id, version_id, "divisions")
+
+    def get_results(self, project_id: str, version_id: str) -> list[dict[str, Any]]:
+        """Return a version's results, each tied to a division by ``division_id``."""
+        return self.get_version_collection(project_id, version_id, "results")
+
+    def iter_timeseries(
+        self, project_id: str, version_id: str, result_id: str, timeseries_type: str
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the points of one of a result's time series (``x_value``, ``y_value``), page by page.
+
+        :param project_id: The GO project id.
+        :param version_id: The version id.
+        :param result_id: The result's ``id``.
+        :param timeseries_type: The series, for example ``raw.count``.
+        """
+        api.validate_id("project_id", project_id)
+        api.validate_id("version_id", version_id)
+        api.validate_id("result_id", result_id)
+        api.validate_id("timeseries_type", timeseries_type)
+        url = api.timeseries_url(self.settings.base_url, project_id, version_id, result_id, timeseries_type)
+        return self._paged(url, "points", {"format": "json"})
+
+    def get_timeseries(
+        self, project_id: str, version_id: str, result_id: str, timeseries_type: str
+    ) -> list[dict[str, Any]]:
+        """Return all points of one of a result's time series; see :meth:`iter_timeseries`."""
+        return list(self.iter_timeseries(project_id, version_id, result_id, timeseries_type))
 
     def project_web_url(self, project_id: str) -> str:
         """The project's page in the GO web app (see the ``web_url`` connection extra)."""
         return api.web_project_url(self.settings.web_url, project_id)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the base URL and the token with a read that changes nothing.
+        """Check the base URL and the token with a read that changes nothing, in words for a person.
 
-        Asks for a project id that cannot exist: a 404 means GO answered and accepted the token.
+        Asks for a project id that cannot exist: a 404 in GO's envelope means GO answered and accepted
+        the token. It tries once, without the connection's retries, because a person is waiting for
+        the answer.
         """
         try:
-            self.get_project(self.CONNECTION_TEST_PROJECT_ID)
-        except ProteusNotFoundError:
-            return True, f"Connected to GO at {self.settings.base_url}; the token was accepted."
-        except ProteusAuthenticationError as err:
-            return False, f"GO refused the token (HTTP {err.status}): {err.server_message}"
-        except ProteusHTTPError as err:
-            return False, f"GO answered HTTP {err.status}: {err.server_message}"
-        except (ProteusConfigurationError, ProteusRequestError) as err:
+            settings = self.settings
+        except ProteusConfigurationError as err:
             return False, str(err)
-        return True, f"Connected to GO at {self.settings.base_url}; the token was accepted."
+        probe = ProteusHook(self.proteus_conn_id)
+        probe._settings = dataclasses.replace(settings, max_retries=0)
+        where = settings.base_url
+        try:
+            probe.get_project(self.CONNECTION_TEST_PROJECT_ID)
+        except ProteusNotFoundError:
+            return True, f"Connected to GO at {where}; the token was accepted."
+        except ProteusAuthenticationError as err:
+            return False, (
+                f"GO at {where} refused the API token (HTTP {err.status}: {err.server_message}). Check the "
+                "token in the connection's password field."
+            )
+        except ProteusConnectionError as err:
+            return False, (
+                f"Could not reach GO at {where}: {err.reason}. Check the API base URL in the host field, "
+                "and that this machine can reach it (proxies, firewall)."
+            )
+        except ProteusResponseError:
+            return False, (
+                f"{where} answered, but not the way GO's API does. Check the API base URL in the host "
+                f"field; GO's own is {api.DEFAULT_BASE_URL}."
+            )
+        except ProteusHTTPError as err:
+            return False, f"GO at {where} answered HTTP {err.status}: {err.server_message}"
+        except ProteusRequestError as err:
+            return False, str(err)
+        finally:
+            probe.close()
+        return True, f"Connected to GO at {where}; the token was accepted."

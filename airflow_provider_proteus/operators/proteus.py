@@ -6,18 +6,21 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, ObjectStoragePath, conf
 
 from airflow_provider_proteus import api
+from airflow_provider_proteus.assets.proteus import add_outlet_events, check_outlets
 from airflow_provider_proteus.exceptions import (
     ProteusConfigurationError,
     ProteusConnectionError,
     ProteusError,
     ProteusHTTPError,
+    ProteusResultsNotReadyError,
     ProteusUnknownStageError,
     permanent_errors_fail_task,
 )
 from airflow_provider_proteus.hooks.proteus import ProteusHook
+from airflow_provider_proteus.links.proteus import PROJECT_URL_KEY, ProteusProjectLink
 from airflow_provider_proteus.sensors.proteus import DEFAULT_POKE_INTERVAL, DEFAULT_TIMEOUT
 from airflow_provider_proteus.triggers.proteus import ProjectStageTrigger, project_from_event
 
@@ -90,6 +93,7 @@ class SubmitJobOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("project_id", "version_id", "proteus_conn_id")
     ui_color = "#d6e9f8"
+    operator_extra_links = (ProteusProjectLink(),)
 
     def __init__(
         self,
@@ -129,7 +133,7 @@ class SubmitJobOperator(BaseOperator):
         # Pushed before any wait, so that the job and its page are known while the task waits.
         context["ti"].xcom_push(key="job_id", value=job_id)
         context["ti"].xcom_push(key="job_type", value=job_type)
-        context["ti"].xcom_push(key="project_url", value=project_url)
+        context["ti"].xcom_push(key=PROJECT_URL_KEY, value=project_url)
         if not self.wait_for_completion:
             return job_id
         if self.deferrable:
@@ -335,3 +339,169 @@ class SubmitJobOperator(BaseOperator):
         """GO certainly did not start a job: a later try may post again."""
         if store is not None:
             store.delete(SUBMISSION_KEY)
+
+
+class FetchResultsOperator(BaseOperator):
+    """Write a completed project version's results to a file, and return the file's path.
+
+    The file holds one row per measured value of each time-series point: the project and version,
+    the AOI (id, name, country, state), the division and its parent, the result, the series type,
+    the time of the point (``observed_at``, ISO-8601, UTC), the measure's name and its value. A
+    result without time series gets one row with the series columns empty. Rows are read from GO
+    page by page and written as they come, so a large project never sits in memory, and the results
+    never pass through XCom: only the path does (``return_value``), with the row count (XCom
+    ``row_count``).
+
+    The path is an Airflow ``ObjectStoragePath``, so ``file://``, ``s3://``, ``gs://`` and any
+    other scheme of Airflow's object storage work, with the storage provider installed. A task retry
+    writes the whole file again; a try that fails removes what it wrote.
+
+    The project must be ``COMPLETED``; any other stage fails the task without retries (wait with
+    :class:`~airflow_provider_proteus.sensors.proteus.ProjectStageSensor` first). With an asset alias
+    or the version's ``proteus://`` asset among ``outlets``, the asset event carries ``path``,
+    ``file_format`` and ``row_count`` in its extra.
+
+    :param project_id: The GO project id. Templated.
+    :param version_id: The version whose results to write, for example ``O1ymF8uopj-190812-1.0.0``.
+        Templated.
+    :param path: Where to write, as a URI (``file:///data/go/results.csv``,
+        ``s3://bucket/go/{{ ds }}.csv``) or an ``ObjectStoragePath``. An existing file is replaced.
+        Templated.
+    :param file_format: Optional. ``"csv"`` (default, with a header row) or ``"jsonl"`` (one JSON
+        object per line, numbers kept as numbers).
+    :param timeseries_types: Optional. The time series to read for every result, for example
+        ``["raw.count"]``. Default: the ones each result lists.
+    :param storage_conn_id: Optional. The Airflow connection for the object store (for example an
+        ``aws`` connection for ``s3://``). Default: the store's own default. Templated.
+    :param proteus_conn_id: The ``proteus`` connection to use. Templated. Default
+        ``proteus_default``.
+    """
+
+    template_fields: Sequence[str] = (
+        "project_id",
+        "version_id",
+        "path",
+        "storage_conn_id",
+        "proteus_conn_id",
+    )
+    ui_color = "#f3e6d3"
+    operator_extra_links = (ProteusProjectLink(),)
+
+    def __init__(
+        self,
+        *,
+        project_id: str,
+        version_id: str,
+        path: str | ObjectStoragePath,
+        file_format: str = "csv",
+        timeseries_types: Sequence[str] | None = None,
+        storage_conn_id: str | None = None,
+        proteus_conn_id: str = ProteusHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if file_format not in ("csv", "jsonl"):
+            raise ProteusConfigurationError(f"file_format must be 'csv' or 'jsonl', got {file_format!r}")
+        self.project_id = project_id
+        self.version_id = version_id
+        self.path = path
+        self.file_format = file_format
+        self.timeseries_types = list(timeseries_types) if timeseries_types is not None else None
+        self.storage_conn_id = storage_conn_id
+        self.proteus_conn_id = proteus_conn_id
+
+    def execute(self, context: Context) -> str:
+        # The results code is only loaded by tasks that fetch results, never when a DAG is parsed.
+        from airflow_provider_proteus.results import ResultRows, write_rows
+
+        with permanent_errors_fail_task():
+            api.validate_id("project_id", self.project_id)
+            api.validate_id("version_id", self.version_id)
+            check_outlets(
+                self.outlets, project_id=self.project_id, version_id=self.version_id, task=str(self)
+            )
+            target = self._target()
+            hook = ProteusHook(proteus_conn_id=self.proteus_conn_id)
+            try:
+                context["ti"].xcom_push(key=PROJECT_URL_KEY, value=hook.project_web_url(self.project_id))
+                self._check_completed(hook)
+                rows = ResultRows(
+                    hook,
+                    project_id=self.project_id,
+                    version_id=self.version_id,
+                    timeseries_types=self.timeseries_types,
+                )
+                self.log.info(
+                    "Writing the results of project %s version %s to %s as %s.",
+                    self.project_id,
+                    self.version_id,
+                    target,
+                    self.file_format,
+                )
+                row_count = self._write(target, rows, write_rows)
+            finally:
+                hook.close()
+
+        self.log.info(
+            "Wrote %d rows (%d results, %d time series) of project %s version %s to %s.",
+            row_count,
+            rows.result_count,
+            rows.series_count,
+            self.project_id,
+            self.version_id,
+            target,
+        )
+        context["ti"].xcom_push(key="row_count", value=row_count)
+        add_outlet_events(
+            context,
+            self.outlets,
+            project_id=self.project_id,
+            version_id=self.version_id,
+            extra={"path": str(target), "file_format": self.file_format, "row_count": row_count},
+        )
+        return str(target)
+
+    def _target(self) -> ObjectStoragePath:
+        if isinstance(self.path, ObjectStoragePath):
+            return self.path
+        if not isinstance(self.path, str) or not self.path.strip():
+            raise ProteusConfigurationError(
+                f"path must be a URI such as file:///data/go.csv, got {self.path!r}"
+            )
+        try:
+            return ObjectStoragePath(self.path, conn_id=self.storage_conn_id)
+        except (ValueError, TypeError) as err:
+            raise ProteusConfigurationError(
+                f"path {self.path!r} is not a usable storage URI: {err}"
+            ) from None
+
+    def _check_completed(self, hook: ProteusHook) -> None:
+        stage = hook.get_project(self.project_id)["stage"]
+        outcome = api.classify_stage(stage, extra_waiting_stages=hook.settings.waiting_stages)
+        if outcome is api.StageOutcome.DONE:
+            return
+        error = api.stage_error(self.project_id, stage, outcome)
+        if error is not None:
+            raise error
+        raise ProteusResultsNotReadyError(
+            f"Project {self.project_id} is at stage {stage}, not COMPLETED, so its results are not ready; "
+            "wait for it with ProjectStageSensor before fetching them.",
+            project_id=self.project_id,
+            stage=stage,
+        )
+
+    def _write(self, target: ObjectStoragePath, rows: Any, write_rows: Any) -> int:
+        """Write every row to ``target``; a failed write leaves no partial file behind."""
+        if target.protocol in ("file", "local"):
+            # Object stores have no directories to make (and making one could create a bucket).
+            target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with target.open("w", encoding="utf-8", newline="") as file:  # type: ignore[no-untyped-call]
+                row_count: int = write_rows(rows, file, self.file_format)
+        except BaseException:
+            try:
+                target.unlink(missing_ok=True)
+            except Exception:
+                self.log.warning("Could not remove the partial results file %s.", target, exc_info=True)
+            raise
+        return row_count

@@ -14,11 +14,13 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_proteus import api
+from airflow_provider_proteus.assets.proteus import add_outlet_events, check_outlets
 from airflow_provider_proteus.exceptions import (
     ProteusError,
     permanent_errors_fail_task,
 )
 from airflow_provider_proteus.hooks.proteus import ProteusHook
+from airflow_provider_proteus.links.proteus import PROJECT_URL_KEY, ProteusProjectLink
 from airflow_provider_proteus.triggers.proteus import ProjectStageTrigger, project_from_event
 
 if TYPE_CHECKING:
@@ -47,7 +49,13 @@ class ProjectStageSensor(BaseSensorOperator):
     By default the sensor runs in ``reschedule`` mode: between pokes the task gives its worker
     slot back and Airflow starts it again after ``poke_interval``.
 
+    The task page links to the project in the GO web app ("GO project") from the first poke on.
+    With ``version_id`` set, an asset alias or the version's ``proteus://`` asset among ``outlets``
+    gets an event when the project is ``COMPLETED``, so that DAGs scheduled on the version run.
+
     :param project_id: The GO project id. Templated.
+    :param version_id: Optional. The version being run, which names the asset of an asset event
+        (needed with asset outlets only). Templated.
     :param proteus_conn_id: The ``proteus`` connection to use. Templated. Default
         ``proteus_default``.
     :param waiting_stages: Optional. Extra stage names that mean the job is still pending or under
@@ -64,13 +72,15 @@ class ProjectStageSensor(BaseSensorOperator):
         running triggerer. Default: Airflow's ``[operators] default_deferrable`` setting.
     """
 
-    template_fields: Sequence[str] = ("project_id", "proteus_conn_id")
+    template_fields: Sequence[str] = ("project_id", "version_id", "proteus_conn_id")
     ui_color = "#e8f4d9"
+    operator_extra_links = (ProteusProjectLink(),)
 
     def __init__(
         self,
         *,
         project_id: str,
+        version_id: str | None = None,
         proteus_conn_id: str = ProteusHook.default_conn_name,
         waiting_stages: Collection[str] = (),
         mode: str = "reschedule",
@@ -81,6 +91,7 @@ class ProjectStageSensor(BaseSensorOperator):
     ) -> None:
         super().__init__(mode=mode, poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.project_id = project_id
+        self.version_id = version_id
         self.proteus_conn_id = proteus_conn_id
         self.waiting_stages = frozenset(waiting_stages)
         self.deferrable = deferrable
@@ -89,6 +100,10 @@ class ProjectStageSensor(BaseSensorOperator):
         # Deciding outside the base class's poke loop keeps ``soft_fail`` from turning a FAILURE
         # stage or a rejected token into a skip: only a timeout is soft.
         with permanent_errors_fail_task(), self._timeout_names_the_project():
+            check_outlets(
+                self.outlets, project_id=self.project_id, version_id=self.version_id, task=str(self)
+            )
+            self._push_project_url(context)
             if not self.deferrable:
                 return super().execute(context)
             # One poke first: a project that is already done needs no triggerer.
@@ -118,7 +133,26 @@ class ProjectStageSensor(BaseSensorOperator):
         """Finish a deferred wait from the trigger's event; an event of any other shape fails the task."""
         project = project_from_event(event, self.project_id)
         self.log.info("Project %s is at stage %s.", self.project_id, project.get("stage"))
+        self._announce_completion(context)
         return project
+
+    def _push_project_url(self, context: Context) -> None:
+        """Push the project's page for the "GO project" link, which the task page shows from now on."""
+        hook = ProteusHook(proteus_conn_id=self.proteus_conn_id)
+        context["ti"].xcom_push(key=PROJECT_URL_KEY, value=hook.project_web_url(self.project_id))
+
+    def _announce_completion(self, context: Context) -> None:
+        if self.version_id is None:
+            return
+        uri = add_outlet_events(
+            context,
+            self.outlets,
+            project_id=self.project_id,
+            version_id=self.version_id,
+            extra={"project_id": self.project_id, "version_id": self.version_id, "stage": api.COMPLETED},
+        )
+        if uri is not None:
+            self.log.info("Project %s is COMPLETED; announcing asset %s.", self.project_id, uri)
 
     @contextmanager
     def _timeout_names_the_project(self) -> Iterator[None]:
@@ -162,6 +196,7 @@ class ProjectStageSensor(BaseSensorOperator):
             stage, extra_waiting_stages=self.waiting_stages | hook.settings.waiting_stages
         )
         if outcome is api.StageOutcome.DONE:
+            self._announce_completion(context)
             return PokeReturnValue(is_done=True, xcom_value=project)
         error = api.stage_error(self.project_id, stage, outcome)
         if error is not None:

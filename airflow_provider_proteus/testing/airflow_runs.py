@@ -100,3 +100,43 @@ def describe_run(dag_id: str, run_id: str | None = None) -> RunSummary:
                 rendered_fields=dict(rendered.rendered_fields) if rendered is not None else {},
             )
         return RunSummary(dag_id=dag_id, run_id=dag_run.run_id, state=str(dag_run.state), tasks=tasks)
+
+
+@dataclass
+class AssetSummary:
+    """What Airflow recorded for one asset: its events and the DAG runs they queued.
+
+    :param uri: The asset's URI.
+    :param events: Each event's source task and extra, oldest first.
+    :param queued_dag_ids: The DAGs scheduled on the asset that its events queued a run for.
+    """
+
+    uri: str
+    events: list[dict[str, Any]]
+    queued_dag_ids: list[str]
+
+
+def describe_asset(uri: str) -> AssetSummary:
+    """Summarise the events of the asset with ``uri`` and the runs they queued (none if unknown)."""
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        asset = session.scalars(select(AssetModel).where(AssetModel.uri == uri)).first()
+        if asset is None:
+            return AssetSummary(uri=uri, events=[], queued_dag_ids=[])
+        events = session.scalars(
+            select(AssetEvent).where(AssetEvent.asset_id == asset.id).order_by(AssetEvent.id)
+        ).all()
+        queued = session.scalars(
+            select(AssetDagRunQueue.target_dag_id).where(AssetDagRunQueue.asset_id == asset.id)
+        ).all()
+        return AssetSummary(
+            uri=uri,
+            events=[
+                {"dag_id": e.source_dag_id, "task_id": e.source_task_id, "extra": dict(e.extra or {})}
+                for e in events
+            ],
+            queued_dag_ids=sorted(queued),
+        )

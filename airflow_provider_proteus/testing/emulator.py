@@ -108,10 +108,10 @@ class EmulatedProject:
         if not self.version_ids:
             self.version_ids = [f"{self.id}-1.0.0"]
 
-    def current_stage(self) -> str:
-        """The stage to report now, consuming one step of a scripted sequence."""
+    def current_stage(self, *, consume: bool = True) -> str:
+        """The stage to report now, consuming one step of a scripted sequence unless told not to."""
         if self.stages:
-            return self.stages.pop(0) if len(self.stages) > 1 else self.stages[0]
+            return self.stages.pop(0) if consume and len(self.stages) > 1 else self.stages[0]
         if self.job_started_at is None:
             return "NOT_STARTED"
         elapsed = time.monotonic() - self.job_started_at
@@ -422,7 +422,8 @@ def _build_api(state: EmulatorState) -> FastAPI:
         elif collection == "divisions":
             items = project.divisions()
         elif collection == "results":
-            items = project.results() if project.current_stage() == "COMPLETED" else []
+            # Reading results is not a read of the project: it leaves a scripted stage sequence alone.
+            items = project.results() if project.current_stage(consume=False) == "COMPLETED" else []
         else:
             return _error(404, f"Unknown resource {collection}")
         return _envelope(_page(items, *page))

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.providers.common.compat.sdk import DAG, Param, task
+from airflow.providers.common.compat.sdk import DAG, Asset, AssetAlias, Param, task
 
-from airflow_provider_proteus.operators.proteus import SubmitJobOperator
+from airflow_provider_proteus.operators.proteus import FetchResultsOperator, SubmitJobOperator
 from airflow_provider_proteus.sensors.proteus import ProjectStageSensor
 
 PARAMS = {
@@ -122,3 +122,69 @@ def submit_waiting(dag_id: str, *, deferrable: bool) -> DAG:
 
 submit_waiting_dag = submit_waiting("proteus_submit_waiting", deferrable=False)
 submit_waiting_deferrable_dag = submit_waiting("proteus_submit_waiting_deferrable", deferrable=True)
+
+
+#: The asset of the project the results tests run, and the aliases their tasks announce it through.
+RESULTS_PROJECT = "proj-res"
+RESULTS_ASSET = Asset(f"proteus://{RESULTS_PROJECT}/{RESULTS_PROJECT}-1.0.0")
+COMPLETED_ALIAS = AssetAlias("proteus-tests-completed")
+RESULTS_ALIAS = AssetAlias("proteus-tests-results")
+
+
+def submit_wait_fetch(dag_id: str, **fetch_arguments: Any) -> DAG:
+    """Submit, wait (announcing the completed version), and write the results to the path param."""
+    dag = new_dag(dag_id)
+    dag.params.update(
+        {"path": Param("file:///tmp/results.csv", type="string"), "file_format": Param("csv", type="string")}
+    )
+    with dag:
+        submit = SubmitJobOperator(
+            task_id="submit_job", project_id=PROJECT, version_id=VERSION, proteus_conn_id=CONN
+        )
+        wait = ProjectStageSensor(
+            task_id="wait_for_completion",
+            project_id=PROJECT,
+            version_id=VERSION,
+            proteus_conn_id=CONN,
+            poke_interval=1,
+            timeout=60,
+            outlets=[COMPLETED_ALIAS],
+        )
+        fetch = FetchResultsOperator(
+            task_id="fetch_results",
+            project_id=PROJECT,
+            version_id=VERSION,
+            path="{{ params.path }}",
+            file_format=fetch_arguments.pop("file_format", "csv"),
+            proteus_conn_id=CONN,
+            outlets=[RESULTS_ALIAS],
+            **fetch_arguments,
+        )
+        submit >> wait >> fetch
+    return dag
+
+
+fetch_results_dag = submit_wait_fetch("proteus_fetch_results")
+fetch_results_jsonl_dag = submit_wait_fetch("proteus_fetch_results_jsonl", file_format="jsonl")
+
+with new_dag("proteus_fetch_only") as fetch_only_dag:
+    FetchResultsOperator(
+        task_id="fetch_results",
+        project_id=PROJECT,
+        version_id=VERSION,
+        path="file:///tmp/proteus-fetch-only.csv",
+        proteus_conn_id=CONN,
+    )
+
+with DAG(
+    dag_id="proteus_results_consumer",
+    schedule=[RESULTS_ASSET],
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+) as results_consumer_dag:
+
+    @task
+    def read_announcement(triggering_asset_events: Any = None) -> None:
+        """A consumer scheduled on the project version's asset."""
+
+    read_announcement()

@@ -66,3 +66,21 @@ def test_cli_adds_a_proteus_connection(metadata_db: None) -> None:
     listed = json.loads(airflow_cli("connections", "get", "proteus_cli", "-o", "json"))
     assert listed[0]["conn_type"] == "proteus"
     assert listed[0]["host"] == "https://go.example.com/api/v2/go"
+
+
+def test_providers_manager_registers_the_link_the_asset_scheme_and_the_form_fields() -> None:
+    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    manager = ProvidersManager()
+    assert "airflow_provider_proteus.links.proteus.ProteusProjectLink" in manager.extra_links_class_names
+    assert "proteus" in ProvidersManagerTaskRuntime().asset_uri_handlers
+    assert "proteus" in ProvidersManagerTaskRuntime().asset_factories
+    fields = {
+        name.removeprefix("extra__proteus__"): widget.field
+        for name, widget in manager.connection_form_widgets.items()
+        if name.startswith("extra__proteus__")
+    }
+    assert set(fields) == {"auth_header", "timeout", "verify", "ca_bundle", "web_url"}
+    assert fields["auth_header"]["schema"]["enum"] == ["token", "bearer"]
+    assert fields["verify"]["schema"]["type"] == ["boolean", "null"]

@@ -184,7 +184,9 @@ class TestCalls:
         hook = ProteusHook(proteus_conn)
         control.add_project(id="big-1", aoi_count=120, run_seconds=0, stages=["COMPLETED"])
         assert len(hook.get_version_collection("big-1", "big-1-1.0.0", "aois")) == 120
-        assert control.requests(path="/projects/big-1/versions/big-1-1.0.0/aois")[0]["query"] == "limit=-1"
+        assert control.requests(path="/projects/big-1/versions/big-1-1.0.0/aois")[0]["query"] == (
+            "limit=1000&offset=0"
+        )
 
     def test_unknown_collection_is_refused(self, proteus_conn: str) -> None:
         with pytest.raises(ProteusConfigurationError, match="collection"):
@@ -387,22 +389,42 @@ class TestConnectionTest:
         use_connection(monkeypatch, host=emulator.base_url, password="tok-WRONG")
         ok, message = ProteusHook().test_connection()
         assert not ok
-        assert message.startswith("GO refused the token (HTTP 401)")
+        assert message.startswith(f"GO at {emulator.base_url} refused the API token (HTTP 401")
+        assert "Check the token in the connection's password field" in message
+        assert "tok-WRONG" not in message
 
     def test_base_url_that_is_not_go(self, emulator: GoEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
         use_connection(monkeypatch, host=emulator.root_url, password="tok-WRONG")
         ok, message = ProteusHook().test_connection()
         assert not ok
-        assert "That answer is not GO's" in message
+        assert message.startswith(f"{emulator.root_url} answered, but not the way GO's API does")
 
-    def test_unreachable_host(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_unreachable_host_is_said_plainly_after_one_try(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        port = free_port()
+        # The connection's own retries are for tasks; the test answers a person at once.
         use_connection(
-            monkeypatch, host=f"http://127.0.0.1:{free_port()}", password="secret", extra={"max_retries": 0}
+            monkeypatch, host=f"http://127.0.0.1:{port}", password="secret", extra={"max_retries": 5}
         )
         ok, message = ProteusHook().test_connection()
         assert not ok
-        assert "failed" in message
-        assert "Connection" in message
+        assert message == (
+            f"Could not reach GO at http://127.0.0.1:{port}: the connection was refused (nothing listens at "
+            "that address and port). Check the API base URL in the host field, and that this machine can "
+            "reach it (proxies, firewall)."
+        )
+
+    def test_unknown_host_name_is_said_plainly(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        use_connection(monkeypatch, host="https://go.invalid", password="secret")
+        ok, message = ProteusHook().test_connection()
+        assert not ok
+        assert "Could not reach GO at https://go.invalid: the host name could not be resolved." in message
+
+    def test_a_bad_connection_is_reported_without_a_request(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        use_connection(monkeypatch, host="https://api.test")
+        assert ProteusHook().test_connection() == (
+            False,
+            "Connection 'proteus_default' has no API token; put the GO token in its password field",
+        )
 
     def test_ui_form_relabels_and_hides_fields(self) -> None:
         behaviour = ProteusHook.get_ui_field_behaviour()

@@ -47,7 +47,7 @@ def test_defaults_fit_multi_hour_projects() -> None:
     assert waiting.mode == "reschedule"
     assert waiting.poke_interval == 15 * 60
     assert waiting.timeout == timedelta(days=3).total_seconds()
-    assert set(ProjectStageSensor.template_fields) == {"project_id", "proteus_conn_id"}
+    assert set(ProjectStageSensor.template_fields) == {"project_id", "version_id", "proteus_conn_id"}
 
 
 @pytest.mark.parametrize("stage", ["NOT_STARTED", "RUNNING"])
@@ -136,7 +136,7 @@ class TestExecute:
         waiting = sensor(
             with_stages(control, "RUNNING", "RUNNING", "COMPLETED"), mode="poke", poke_interval=0.01
         )
-        assert waiting.execute({})["stage"] == "COMPLETED"  # type: ignore[arg-type]
+        assert waiting.execute(first_poke_context())["stage"] == "COMPLETED"  # type: ignore[arg-type]
         assert len(control.requests(path="/projects/proj-42")) == 3
 
     def test_nothing_is_kept_on_the_sensor_between_pokes(
@@ -153,15 +153,20 @@ class TestDeferrable:
     def test_checks_once_and_needs_no_triggerer_when_already_done(
         self, proteus_conn: str, control: EmulatorClient
     ) -> None:
-        document = sensor(with_stages(control, "COMPLETED"), deferrable=True).execute({})  # type: ignore[arg-type]
+        document = sensor(with_stages(control, "COMPLETED"), deferrable=True).execute(first_poke_context())  # type: ignore[arg-type]
         assert document["stage"] == "COMPLETED"
 
     def test_defers_to_the_trigger_with_the_wait_budget(
         self, proteus_conn: str, control: EmulatorClient
     ) -> None:
         waiting = sensor(with_stages(control, "RUNNING"), deferrable=True, poke_interval=30, timeout=600)
+        context = first_poke_context()
         with pytest.raises(TaskDeferred) as deferred:
-            waiting.execute({})  # type: ignore[arg-type]
+            waiting.execute(context)  # type: ignore[arg-type]
+        # The "GO project" link works while the trigger waits.
+        context["ti"].xcom_push.assert_called_once_with(
+            key="project_url", value=f"{control.root_url}/web/projects/proj-42"
+        )
         assert deferred.value.method_name == "execute_complete"
         assert deferred.value.timeout == timedelta(seconds=600)
         assert deferred.value.trigger.serialize()[1] == {
@@ -175,7 +180,7 @@ class TestDeferrable:
         self, proteus_conn: str, control: EmulatorClient
     ) -> None:
         with pytest.raises(AirflowFailException, match="reached stage FAILURE"):
-            sensor(with_stages(control, "FAILURE"), deferrable=True).execute({})  # type: ignore[arg-type]
+            sensor(with_stages(control, "FAILURE"), deferrable=True).execute(first_poke_context())  # type: ignore[arg-type]
 
     def test_success_event_returns_the_project(self) -> None:
         event = {

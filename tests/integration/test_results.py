@@ -1,0 +1,145 @@
+"""Results written to object storage, asset events and the "GO project" link, through real DAG runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+from airflow_provider_proteus.testing.airflow_runs import describe_asset
+from tests.conftest import TOKEN
+from tests.dags.proteus_test_dags import RESULTS_ASSET, RESULTS_PROJECT
+from tests.integration.conftest import run_dag
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from airflow.providers.common.compat.sdk import DAG
+
+    from airflow_provider_proteus.testing import EmulatorClient
+
+pytestmark = pytest.mark.integration
+
+P = RESULTS_PROJECT
+V = f"{P}-1.0.0"
+#: 3 AOIs, each with a division and two sub-divisions: 9 results, 2 series each, 10 days each.
+ROWS = 9 * 2 * 10
+LINK_KEY = "_link_ProteusProjectLink"
+
+
+@pytest.fixture
+def results_project(control: EmulatorClient) -> str:
+    control.add_project(id=P, aoi_count=3, timeseries_days=10, run_seconds=2)
+    return P
+
+
+def run(dag: DAG, **conf: str) -> object:
+    return run_dag(dag, project_id=P, version_id=V, **conf)
+
+
+def test_results_are_written_as_csv_and_only_the_path_travels_through_xcom(
+    test_dags: dict[str, DAG], results_project: str, proteus_conn: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "not-yet-made" / "results.csv"
+
+    run = run_dag(test_dags["proteus_fetch_results"], project_id=P, version_id=V, path=f"file://{target}")
+
+    assert run.state == "success"
+    fetch = run.tasks["fetch_results"]
+    assert fetch.xcoms["return_value"] == f"file://{target}"
+    assert fetch.xcoms["row_count"] == ROWS
+    rows = list(csv.DictReader(target.open()))
+    assert len(rows) == ROWS
+    assert {row["result_id"] for row in rows} == {f"result-{P}-aoi-{n}" for n in (1, 2, 3)} | {
+        f"result-{P}-aoi-{n}-lot-{lot}" for n in (1, 2, 3) for lot in (1, 2)
+    }
+    assert rows[0]["aoi_name"] == "Distribution Center Parking, Reno NV"
+    assert rows[0]["observed_at"] == "2026-01-01"
+    # The rows are in the file, never in the metadata database.
+    assert len(json.dumps(fetch.xcoms)) < 1000
+    assert TOKEN not in json.dumps(fetch.xcoms) + json.dumps(fetch.rendered_fields)
+
+
+def test_results_can_be_written_as_json_lines(
+    test_dags: dict[str, DAG], results_project: str, proteus_conn: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "results.jsonl"
+
+    run = run_dag(
+        test_dags["proteus_fetch_results_jsonl"], project_id=P, version_id=V, path=f"file://{target}"
+    )
+
+    assert run.state == "success"
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert len(lines) == ROWS
+    assert isinstance(lines[0]["value"], int)
+    assert lines[0]["parent_division_id"] is None
+
+
+def test_completion_and_results_are_announced_as_asset_events_that_queue_the_consumer(
+    test_dags: dict[str, DAG], results_project: str, proteus_conn: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "results.csv"
+
+    run = run_dag(test_dags["proteus_fetch_results"], project_id=P, version_id=V, path=f"file://{target}")
+
+    assert run.state == "success"
+    asset = describe_asset(RESULTS_ASSET.uri)
+    completed, written = asset.events[-2:]
+    assert (completed["task_id"], completed["extra"]) == (
+        "wait_for_completion",
+        {"project_id": P, "version_id": V, "stage": "COMPLETED"},
+    )
+    assert (written["task_id"], written["extra"]) == (
+        "fetch_results",
+        {"path": f"file://{target}", "file_format": "csv", "row_count": ROWS},
+    )
+    assert asset.queued_dag_ids == ["proteus_results_consumer"]
+
+
+def test_tasks_link_to_the_project_page_also_when_the_wait_never_ends(
+    test_dags: dict[str, DAG], control: EmulatorClient, proteus_conn: str
+) -> None:
+    control.add_project(id="stuck-1", stages=["RUNNING"])
+
+    run = run_dag(test_dags["proteus_wait_budget"], project_id="stuck-1")
+
+    assert run.tasks["wait_for_completion"].state == "failed"
+    assert run.tasks["wait_for_completion"].xcoms[LINK_KEY] == f"{control.root_url}/web/projects/stuck-1"
+
+
+def test_fetching_before_completion_fails_without_retries_and_writes_nothing(
+    test_dags: dict[str, DAG], control: EmulatorClient, proteus_conn: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    control.add_project(id=P, stages=["RUNNING"])
+
+    run = run_dag(test_dags["proteus_fetch_only"], project_id=P, version_id=V)
+
+    fetch = run.tasks["fetch_results"]
+    assert (fetch.state, fetch.try_number) == ("failed", 1)
+    assert (
+        f"Project {P} is at stage RUNNING, not COMPLETED, so its results are not ready"
+        in capfd.readouterr().out
+    )
+    assert control.requests(path=f"/projects/{P}/versions/{V}/results") == []
+
+
+def test_a_failure_while_writing_leaves_no_partial_file(
+    test_dags: dict[str, DAG],
+    results_project: str,
+    control: EmulatorClient,
+    proteus_conn: str,
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "results.csv"
+    series = f"/projects/{P}/versions/{V}/results/result-{P}-aoi-2/timeseries/raw.count"
+    control.add_faults("GET", series, {"status": 403})
+
+    run = run_dag(test_dags["proteus_fetch_results"], project_id=P, version_id=V, path=f"file://{target}")
+
+    assert run.tasks["fetch_results"].state == "failed"
+    assert run.tasks["fetch_results"].try_number == 1
+    assert not target.exists()
+    assert control.requests(path=series)[0]["status"] == 403
