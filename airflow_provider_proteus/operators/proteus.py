@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
 #: The task state store key under which a submission is remembered across the tries of a task instance.
 SUBMISSION_KEY = "proteus_submission"
@@ -163,6 +164,13 @@ class SubmitJobOperator(BaseOperator):
             )
         self.log.info("Project %s is COMPLETED after job %s.", self.project_id, job_id)
         return job_id
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """Report the project version the job ran as this task's output (Airflow's OpenLineage provider
+        calls this when it is installed; nothing here is imported otherwise)."""
+        from airflow_provider_proteus.lineage import project_version_lineage
+
+        return project_version_lineage(self.project_id, self.version_id, as_output=True)
 
     def _wait_here(self) -> None:
         """Poll the project in this worker slot until it is COMPLETED, ends otherwise, or time is up."""
@@ -460,6 +468,13 @@ class FetchResultsOperator(BaseOperator):
             extra={"path": str(target), "file_format": self.file_format, "row_count": row_count},
         )
         return str(target)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """Report the project version as this task's input and the results file as its output (Airflow's
+        OpenLineage provider calls this when it is installed; nothing here is imported otherwise)."""
+        from airflow_provider_proteus.lineage import results_file_lineage
+
+        return results_file_lineage(self.project_id, self.version_id, str(self._target()))
 
     def _target(self) -> ObjectStoragePath:
         if isinstance(self.path, ObjectStoragePath):
