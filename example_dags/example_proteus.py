@@ -1,9 +1,11 @@
-"""Run a GO project and summarise its results.
+"""Run a GO project, write its results to a file, and announce them to downstream DAGs.
 
 ``submit_job`` starts a job for the project version and pushes the job id to XCom;
 ``wait_for_completion`` waits in reschedule mode until the project is COMPLETED, handing its
-worker slot back between pokes; ``summarize_results`` reads the job id and the project document
-from XCom and logs a short summary of the version's results.
+worker slot back between pokes; ``fetch_results`` writes the version's results as CSV under the
+``results_uri`` param (any Airflow object storage URI: ``file://``, ``s3://``, ``gs://``) and
+announces the ``proteus://{project}/{version}`` asset with the file's path, which schedules
+``example_proteus_consumer``; ``summarize_results`` logs a short summary from XCom.
 
 The project, version and connection are DAG params, so a run can target another project from the
 trigger form or with ``airflow dags test example_proteus -c '{"project_id": "..."}'``. The waits
@@ -21,10 +23,10 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.providers.common.compat.sdk import DAG, Param, task
+from airflow.providers.common.compat.sdk import DAG, AssetAlias, Param, XComArg, task
 
 from airflow_provider_proteus.hooks.proteus import ProteusHook
-from airflow_provider_proteus.operators.proteus import SubmitJobOperator
+from airflow_provider_proteus.operators.proteus import FetchResultsOperator, SubmitJobOperator
 from airflow_provider_proteus.sensors.proteus import ProjectStageSensor
 
 log = logging.getLogger("example_proteus")
@@ -44,8 +46,13 @@ with DAG(
         "project_id": Param("carsdemo-J9fUyV", type="string", description="GO project id"),
         "version_id": Param("carsdemo-J9fUyV-1.0.0", type="string", description="GO version id"),
         "proteus_conn_id": Param("proteus_default", type="string", description="proteus connection"),
+        "results_uri": Param(
+            "file:///tmp/proteus-results", type="string", description="where results files are written"
+        ),
     },
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=RETRY_DELAY)},
+    # Three retries: Airflow 3.3.2's scheduler can fail a waiting task through no fault of its own
+    # (see the README), sometimes twice in one wait; the waits are safe to retry.
+    default_args={"retries": 3, "retry_delay": timedelta(seconds=RETRY_DELAY)},
 ) as dag:
     submit_job = SubmitJobOperator(
         task_id="submit_job",
@@ -57,21 +64,36 @@ with DAG(
     wait_for_completion = ProjectStageSensor(
         task_id="wait_for_completion",
         project_id="{{ params.project_id }}",
+        version_id="{{ params.version_id }}",
         proteus_conn_id="{{ params.proteus_conn_id }}",
         poke_interval=POKE_INTERVAL,
         timeout=TIMEOUT,
     )
 
+    fetch_results = FetchResultsOperator(
+        task_id="fetch_results",
+        project_id="{{ params.project_id }}",
+        version_id="{{ params.version_id }}",
+        path="{{ params.results_uri }}/{{ params.project_id }}/{{ params.version_id }}.csv",
+        proteus_conn_id="{{ params.proteus_conn_id }}",
+        # The ids are params, so the asset is named at run time through an alias.
+        outlets=[AssetAlias("proteus_results")],
+    )
+
     @task
     def summarize_results(
-        job_id: str, project: dict[str, Any], params: dict[str, Any] | None = None
+        job_id: str,
+        project: dict[str, Any],
+        results_path: str,
+        row_count: int,
+        params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Log and return a short summary of the completed project's results."""
+        """Log and return a short summary of the completed project and its results file."""
         params = params or {}
         hook = ProteusHook(proteus_conn_id=params["proteus_conn_id"])
         project_id, version_id = project["id"], params["version_id"]
-        aois = hook.get_version_collection(project_id, version_id, "aois")
-        results = hook.get_version_collection(project_id, version_id, "results")
+        aois = hook.get_aois(project_id, version_id)
+        results = hook.get_results(project_id, version_id)
         summary = {
             "project_id": project_id,
             "project_name": project.get("name"),
@@ -79,23 +101,29 @@ with DAG(
             "job_id": job_id,
             "aois": [aoi.get("name", aoi.get("id")) for aoi in aois],
             "result_count": len(results),
+            "results_path": results_path,
+            "row_count": row_count,
         }
         log.info(
-            "Project %s (%s) is %s after job %s: %d AOIs, %d results.",
+            "Project %s (%s) is %s after job %s: %d AOIs, %d results, %d rows in %s.",
             project_id,
             summary["project_name"],
             summary["stage"],
             job_id,
             len(aois),
             len(results),
+            row_count,
+            results_path,
         )
         return summary
 
     # At parse time these are references to the upstream tasks' XComs, resolved when the task runs.
     job_id: Any = submit_job.output
     project: Any = wait_for_completion.output
-    submit_job >> wait_for_completion
-    summarize_results(job_id=job_id, project=project)
+    results_path: Any = fetch_results.output
+    row_count: Any = XComArg(fetch_results, key="row_count")
+    submit_job >> wait_for_completion >> fetch_results
+    summarize_results(job_id=job_id, project=project, results_path=results_path, row_count=row_count)
 
 
 if __name__ == "__main__":

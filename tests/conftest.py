@@ -24,7 +24,7 @@ os.environ["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
 DAGS_FOLDER = Path(_AIRFLOW_HOME) / "dags"
 DAGS_FOLDER.mkdir()
 for dag_file in [
-    REPO / "example_dags" / "example_proteus.py",
+    *sorted((REPO / "example_dags").glob("*.py")),
     *sorted((REPO / "tests" / "dags").glob("*.py")),
 ]:
     shutil.copy(dag_file, DAGS_FOLDER / dag_file.name)
@@ -39,6 +39,13 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 TOKEN = "tok-TEST-0001-secret"
+_CREATOR = os.getpid()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Remove the session's AIRFLOW_HOME (its SQLite DB and task logs)."""
+    if os.getpid() == _CREATOR:
+        shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

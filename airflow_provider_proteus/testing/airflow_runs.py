@@ -43,7 +43,7 @@ class RunSummary:
     :param dag_id: The DAG id.
     :param run_id: The run id.
     :param state: The run's final state.
-    :param tasks: The task instances by task id.
+    :param tasks: The task instances by task id; a mapped task's as ``task_id[map_index]``.
     """
 
     dag_id: str
@@ -80,6 +80,7 @@ def describe_run(dag_id: str, run_id: str | None = None) -> RunSummary:
                     RenderedTaskInstanceFields.dag_id == dag_id,
                     RenderedTaskInstanceFields.run_id == dag_run.run_id,
                     RenderedTaskInstanceFields.task_id == ti.task_id,
+                    RenderedTaskInstanceFields.map_index == ti.map_index,
                 )
             ).first()
             xcom_rows = session.scalars(
@@ -87,9 +88,11 @@ def describe_run(dag_id: str, run_id: str | None = None) -> RunSummary:
                     XComModel.dag_id == dag_id,
                     XComModel.run_id == dag_run.run_id,
                     XComModel.task_id == ti.task_id,
+                    XComModel.map_index == ti.map_index,
                 )
             ).all()
-            tasks[ti.task_id] = TaskSummary(
+            key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+            tasks[key] = TaskSummary(
                 task_id=ti.task_id,
                 state=str(ti.state),
                 try_number=ti.try_number,
@@ -100,6 +103,18 @@ def describe_run(dag_id: str, run_id: str | None = None) -> RunSummary:
                 rendered_fields=dict(rendered.rendered_fields) if rendered is not None else {},
             )
         return RunSummary(dag_id=dag_id, run_id=dag_run.run_id, state=str(dag_run.state), tasks=tasks)
+
+
+def latest_run(dag_id: str) -> RunSummary | None:
+    """The latest run of a DAG, or ``None`` if it has not run."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        if session.scalars(select(DagRun.id).where(DagRun.dag_id == dag_id).limit(1)).first() is None:
+            return None
+    return describe_run(dag_id)
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from airflow.providers.common.compat.sdk import DAG
@@ -12,6 +12,9 @@ from airflow.providers.common.compat.sdk import DAG
 from airflow_provider_proteus.testing import DEMO_PROJECT_ID, DEMO_VERSION_ID
 from airflow_provider_proteus.testing.airflow_runs import RunSummary, describe_run
 from tests.conftest import DAGS_FOLDER
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 RunExample = Callable[..., RunSummary]
 
@@ -47,11 +50,11 @@ def test_dags(metadata_db: None) -> dict[str, DAG]:
 
 
 @pytest.fixture
-def run_example(example_dag: DAG, proteus_conn: str) -> RunExample:
-    """Run the example DAG with the given params and return what happened."""
+def run_example(example_dag: DAG, proteus_conn: str, tmp_path: Path) -> RunExample:
+    """Run the example DAG with the given params (results go to the test's own directory)."""
 
     def run(**conf: Any) -> RunSummary:
-        return run_dag(example_dag, **conf)
+        return run_dag(example_dag, **{"results_uri": f"file://{tmp_path / 'results'}", **conf})
 
     return run
 

@@ -8,24 +8,28 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_proteus.testing import DEMO_PROJECT_ID, DEMO_VERSION_ID
+from airflow_provider_proteus.testing.airflow_runs import describe_asset
 from tests.conftest import TOKEN
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from airflow_provider_proteus.testing import EmulatorClient, GoEmulator
     from tests.integration.conftest import RunExample
 
 pytestmark = pytest.mark.integration
 
 
-def test_submits_waits_in_reschedule_mode_and_summarises(
-    run_example: RunExample, control: EmulatorClient, capfd: pytest.CaptureFixture[str]
+def test_submits_waits_in_reschedule_mode_writes_the_results_and_summarises(
+    run_example: RunExample, control: EmulatorClient, capfd: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     run = run_example()
     output = capfd.readouterr()
 
     assert run.state == "success"
-    assert [task.state for task in run.tasks.values()] == ["success"] * 3
+    assert [task.state for task in run.tasks.values()] == ["success"] * 4
     [post] = control.requests(method="POST")
+    results_file = tmp_path / "results" / DEMO_PROJECT_ID / f"{DEMO_VERSION_ID}.csv"
     submit, wait, summary = (
         run.tasks["submit_job"],
         run.tasks["wait_for_completion"],
@@ -43,15 +47,32 @@ def test_submits_waits_in_reschedule_mode_and_summarises(
         "job_id": post["job_id"],
         "aois": ["Distribution Center Parking, Reno NV", "Outlet Mall Parking, Rotterdam"],
         "result_count": 6,
+        "results_path": f"file://{results_file}",
+        "row_count": 6 * 2 * 30,
     }
+    assert len(results_file.read_text().splitlines()) == 1 + 6 * 2 * 30
+    assert (
+        submit.xcoms["_link_ProteusProjectLink"]
+        == wait.xcoms["_link_ProteusProjectLink"]
+        == (f"{control.root_url}/web/projects/{DEMO_PROJECT_ID}")
+    )
+    asset = describe_asset(f"proteus://{DEMO_PROJECT_ID}/{DEMO_VERSION_ID}")
+    assert asset.events[-1]["extra"] == {
+        "path": f"file://{results_file}",
+        "file_format": "csv",
+        "row_count": 6 * 2 * 30,
+    }
+    assert asset.queued_dag_ids == ["example_proteus_consumer"]
     stages = [entry["stage"] for entry in control.requests(method="GET", path=f"/projects/{DEMO_PROJECT_ID}")]
-    assert stages[-1] == "COMPLETED"
-    assert set(stages[:-1]) <= {"NOT_STARTED", "RUNNING"}
+    completed = stages.index("COMPLETED")
+    assert completed > 0
+    assert set(stages[:completed]) <= {"NOT_STARTED", "RUNNING"}
+    # After the sensor, only the results task reads the project again.
+    assert stages[completed:] == ["COMPLETED", "COMPLETED"]
     assert f"Submitted STREAMX job {post['job_id']} for project {DEMO_PROJECT_ID}" in output.out
     assert f"Project {DEMO_PROJECT_ID} is at stage COMPLETED." in output.out
     assert TOKEN not in output.out + output.err
     assert TOKEN not in json.dumps([task.xcoms for task in run.tasks.values()])
-    assert stages[:-1]
 
 
 def test_failed_project_fails_the_sensor_without_retries(
@@ -64,7 +85,8 @@ def test_failed_project_fails_the_sensor_without_retries(
     assert run.tasks["submit_job"].state == "success"
     wait = run.tasks["wait_for_completion"]
     assert wait.state == "failed"
-    assert wait.try_number == 1  # the DAG allows 2 retries; a FAILURE stage must not use them
+    assert wait.try_number == 1  # the DAG allows 3 retries; a FAILURE stage must not use them
+    assert run.tasks["fetch_results"].state == "upstream_failed"
     assert run.tasks["summarize_results"].state == "upstream_failed"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -14,11 +15,9 @@ from tests.dags.proteus_test_dags import RESULTS_ASSET, RESULTS_PROJECT
 from tests.integration.conftest import run_dag
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from airflow.providers.common.compat.sdk import DAG
 
-    from airflow_provider_proteus.testing import EmulatorClient
+    from airflow_provider_proteus.testing import EmulatorClient, GoEmulator
 
 pytestmark = pytest.mark.integration
 
@@ -143,3 +142,93 @@ def test_a_failure_while_writing_leaves_no_partial_file(
     assert run.tasks["fetch_results"].try_number == 1
     assert not target.exists()
     assert control.requests(path=series)[0]["status"] == 403
+
+
+def test_the_mapped_example_runs_each_project_on_its_own(
+    control: EmulatorClient, proteus_conn: str, tmp_path: Path
+) -> None:
+    from tests.integration.conftest import load_dags
+
+    projects = ["map-a", "map-b", "map-c"]
+    for project in projects:
+        control.add_project(id=project, aoi_count=1, timeseries_days=4, run_seconds=2)
+    dag = load_dags("example_proteus_mapped.py")["example_proteus_mapped"]
+
+    run = dag.test(
+        run_conf={
+            "project_ids": projects,
+            "proteus_conn_id": "proteus_default",
+            "results_uri": f"file://{tmp_path}",
+        }
+    )
+
+    from airflow_provider_proteus.testing.airflow_runs import describe_run
+
+    summary = describe_run(dag.dag_id, run.run_id)
+    assert summary.state == "success"
+    for index, project in enumerate(projects):
+        assert summary.tasks[f"submit_job[{index}]"].state == "success"
+        assert summary.tasks[f"wait_for_completion[{index}]"].reschedules >= 1
+        fetch = summary.tasks[f"fetch_results[{index}]"]
+        target = tmp_path / project / f"{project}-1.0.0.csv"
+        assert fetch.xcoms["return_value"] == f"file://{target}"
+        assert len(target.read_text().splitlines()) == 1 + 3 * 2 * 4
+        assert (
+            len(control.requests(method="POST", path=f"/projects/{project}/versions/{project}-1.0.0/job"))
+            == 1
+        )
+        assert describe_asset(f"proteus://{project}/{project}-1.0.0").events[-1]["task_id"] == "fetch_results"
+
+
+def test_openlineage_hears_of_the_version_and_the_results_file(
+    results_project: str, emulator: GoEmulator, tmp_path: Path, metadata_db: None
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import DAGS_FOLDER
+
+    events_file = tmp_path / "openlineage.jsonl"
+    target = tmp_path / "results.csv"
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW_CONN_PROTEUS_DEFAULT": emulator.connection_json(retry_backoff=0.01),
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+            {"type": "file", "log_file_path": str(events_file), "append": True}
+        ),
+    }
+    conf = {
+        "project_id": P,
+        "version_id": V,
+        "proteus_conn_id": "proteus_default",
+        "path": f"file://{target}",
+    }
+    airflow = str(Path(sys.executable).parent / "airflow")
+    done = subprocess.run(
+        [airflow, "dags", "test", "proteus_fetch_results", "-c", json.dumps(conf)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
+    completes = {
+        event["job"]["name"].rsplit(".", 1)[-1]: event
+        for event in events
+        if event.get("eventType") == "COMPLETE"
+    }
+    datasets = {
+        task: (
+            [(d["namespace"], d["name"]) for d in e["inputs"]],
+            [(d["namespace"], d["name"]) for d in e["outputs"]],
+        )
+        for task, e in completes.items()
+    }
+    assert datasets["submit_job"] == ([], [(f"proteus://{P}", V)])
+    assert datasets["fetch_results"] == ([(f"proteus://{P}", V)], [("file", str(target))])
+    assert TOKEN not in events_file.read_text()
