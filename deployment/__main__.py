@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from deployment.checks import Checks, WatchedRun
+from deployment.checks import CONSUMER, Checks, WatchedRun
 from deployment.harness import AirflowDeployment, AirflowSettings, DeploymentError
 from deployment.stack import stack, token_leaks
 
@@ -35,7 +35,7 @@ def report(name: str, started: float, runs: list[WatchedRun]) -> None:
 
 def run_local(deployment: AirflowDeployment, checks: Checks) -> None:
     deployment.start(AirflowSettings(executor="LocalExecutor", parallelism=1))
-    deployment.wait_for_dags(*LOCAL_DAGS, "example_proteus")
+    deployment.wait_for_dags(*LOCAL_DAGS, "example_proteus", CONSUMER)
     for mode in ("reschedule", "deferrable"):
         started = time.monotonic()
         report(f"{mode}: the wait gives its slot back", started, [checks.wait_gives_back_its_slot(mode)])
@@ -50,7 +50,23 @@ def run_local(deployment: AirflowDeployment, checks: Checks) -> None:
         report(f"{mode}: a FAILURE project fails the run, reason in the log", started, [run])
     started = time.monotonic()
     report("reschedule: the example DAG", started, [checks.example_dag_succeeds("reschedule")])
-    checks.collect_mismatches(*LOCAL_DAGS, "example_proteus")
+    started = time.monotonic()
+    report(
+        "the results' asset event runs the consumer DAG", started, list(checks.consumer_runs_on_the_results())
+    )
+    started = time.monotonic()
+    _, answers = checks.connection_form_and_test()
+    wrong = [case for case, (ok, _) in answers.items() if ok != (case == "good")]
+    if wrong:
+        raise DeploymentError(f"The connection test answered wrongly for {wrong}: {answers}")
+    report(
+        "the proteus connection form, and its test for a good, a wrong-token and an unreachable one",
+        started,
+        [],
+    )
+    for case, (ok, message) in answers.items():
+        print(f"        {case}: {'ok' if ok else 'refused'}: {message}")
+    checks.collect_mismatches(*LOCAL_DAGS, "example_proteus", CONSUMER)
 
 
 def run_celery(deployment: AirflowDeployment, checks: Checks) -> None:
@@ -86,6 +102,7 @@ def main() -> int:
             if leaks := token_leaks(deployment):
                 print(f"FAILED: the GO token appears in {leaks}")
                 return 1
+            print(f"  ok  the GO token is in none of the {len(list(deployment.log_files()))} log files")
     except DeploymentError as err:
         print(f"FAILED: {err}", file=sys.stderr)
         return 1

@@ -14,7 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from deployment.harness import AirflowDeployment, DeploymentError, wait_for
+from airflow_provider_proteus.testing import DEMO_PROJECT_ID, DEMO_VERSION_ID
+from deployment.harness import AirflowDeployment, DeploymentError, free_port, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,6 +27,8 @@ SENSOR = "wait_for_completion"
 WAITING_STATE = {"reschedule": "up_for_reschedule", "deferrable": "deferred"}
 FINISHED = {"success", "failed"}
 RUN_TIMEOUT = 240.0
+#: The example DAG scheduled on the demo project version's asset.
+CONSUMER = "example_proteus_consumer"
 
 
 @dataclass
@@ -79,6 +82,7 @@ class Checks:
         self.race = RaceReport()
         self._started = time.monotonic()
         self._run_ids: set[str] = set()
+        self.results_uri = (deployment.home / "results").as_uri()
 
     # Building blocks
 
@@ -182,13 +186,21 @@ class Checks:
     # The checks
 
     def wait_gives_back_its_slot(self, mode: str) -> WatchedRun:
-        """A sensor in ``mode`` passes through its slot-free state while GO works, then succeeds."""
+        """A sensor in ``mode`` passes through its slot-free state while GO works, then succeeds; the
+        task page links to the project while it waits."""
         project_id = self.held_project(f"single-{mode}")
         run = self.trigger(f"proteus_deployment_{mode}", project_id)
         self.watch(
             [run],
             f"the sensor to wait in {WAITING_STATE[mode]} after polling GO twice",
             lambda: self.waiting(run, mode) and self.polls(project_id) >= 2,
+        )
+        page = f"{self.control.root_url}/web/projects/{project_id}"
+        links = self.deployment.extra_links(run.dag_id, run.run_id, SENSOR)
+        self.expect(
+            links.get("GO project") == page,
+            f"While waiting, the task's links were {links}, not {page}",
+            [run],
         )
         self.release(project_id)
         self.finish([run])
@@ -272,7 +284,9 @@ class Checks:
         """The example DAG submits a job, waits in ``mode`` and summarises the results."""
         project_id = f"example-{mode}-{uuid.uuid4().hex[:8]}"
         self.control.add_project(id=project_id, name=f"Example in {mode} mode", run_seconds=12)
-        run = self.trigger("example_proteus", project_id, version_id=f"{project_id}-1.0.0")
+        run = self.trigger(
+            "example_proteus", project_id, version_id=f"{project_id}-1.0.0", results_uri=self.results_uri
+        )
         self.finish([run])
         self.expect(run.state == "success", "The example DAG did not succeed", [run])
         self.expect(
@@ -283,3 +297,57 @@ class Checks:
         )
         self.expect(len(jobs) == 1, f"GO received {len(jobs)} job submissions instead of one", [run])
         return run
+
+    def consumer_runs_on_the_results(self) -> tuple[WatchedRun, WatchedRun]:
+        """The example DAG's results announce the demo project's asset, and the scheduler runs the DAG
+        scheduled on it, which reads the results file."""
+        project_id, version_id = DEMO_PROJECT_ID, DEMO_VERSION_ID
+        self.control.update_project(project_id, run_seconds=8)
+        earlier = {entry["dag_run_id"] for entry in self.deployment.runs(CONSUMER)}
+        run = self.trigger("example_proteus", project_id, version_id=version_id, results_uri=self.results_uri)
+        self.finish([run])
+        self.expect(run.state == "success", "The example DAG did not succeed", [run])
+
+        def consumer_run() -> dict[str, Any] | None:
+            return next((r for r in self.deployment.runs(CONSUMER) if r["dag_run_id"] not in earlier), None)
+
+        wait_for(f"the asset event to start a run of {CONSUMER}", lambda: consumer_run() is not None, 120)
+        started = consumer_run()
+        assert started is not None
+        consumer = WatchedRun(dag_id=CONSUMER, run_id=started["dag_run_id"], project_id=project_id)
+        self.finish([consumer])
+        self.expect(
+            consumer.state == "success" and started["run_type"] == "asset_triggered",
+            f"The consumer's run was {started['run_type']} and ended {consumer.state}",
+            [run, consumer],
+        )
+        return run, consumer
+
+    def connection_form_and_test(self) -> tuple[dict[str, Any], dict[str, tuple[bool, str]]]:
+        """The UI's connection form for ``proteus`` and its "Test" button, through the REST API.
+
+        Returns the form's metadata and, by case, what the test answered: a connection to the emulator,
+        one with a wrong token, one to a port where nothing listens.
+        """
+        forms = {
+            meta["connection_type"]: meta
+            for meta in self.deployment.api("GET", "/connections/hook_meta", prefix="/ui")
+        }
+        form = forms.get("proteus")
+        self.expect(form is not None, f"The UI offers no proteus connection type ({sorted(forms)})", [])
+        assert form is not None
+        base_url = self.deployment.emulator.base_url
+        cases = {
+            "good": {"host": base_url, "password": self.deployment.emulator.token},
+            "wrong token": {"host": base_url, "password": "tok-WRONG-0001"},
+            "unreachable": {"host": f"http://127.0.0.1:{free_port()}/api/v2/go", "password": "tok-X"},
+        }
+        answers = {}
+        for case, fields in cases.items():
+            answer = self.deployment.api(
+                "POST",
+                "/connections/test",
+                json={"connection_id": f"proteus_{case.replace(' ', '_')}", "conn_type": "proteus", **fields},
+            )
+            answers[case] = (bool(answer["status"]), str(answer["message"]))
+        return form, answers

@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DAG_FILES = (
     REPO / "example_dags" / "example_proteus.py",
+    REPO / "example_dags" / "example_proteus_consumer.py",
     REPO / "deployment" / "dags" / "proteus_deployment.py",
 )
 #: The admin password of the deployment's simple auth manager; it only ever listens on loopback.
@@ -67,6 +68,14 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float, interval:
         if time.monotonic() > deadline:
             raise DeploymentError(f"Timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 right now (a server still starting does not)."""
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def process_group(leader: int) -> set[int]:
@@ -162,10 +171,13 @@ def debian_program(pattern: str, package: str) -> Path:
         )
     log.info("Installing Debian's %s package", package)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
+    # Another apt-get on the machine holds dpkg's lock for a while; wait for it instead of failing.
+    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
+    install = [*apt, "install", "-y", "--no-install-recommends", package]
     if subprocess.run(install, env=env, check=False).returncode != 0:  # noqa: S603
-        subprocess.run(["apt-get", "update"], env=env, check=True)  # noqa: S607
-        subprocess.run(install, env=env, check=True)  # noqa: S603
+        updated = subprocess.run([*apt, "update"], env=env, check=False)  # noqa: S603
+        if updated.returncode != 0 or subprocess.run(install, env=env, check=False).returncode != 0:  # noqa: S603
+            raise DeploymentError(f"apt-get could not install Debian's {package} package (see its output)")
     if (found := newest()) is None:
         raise DeploymentError(f"Installing {package} did not provide {pattern}")
     return found
@@ -367,6 +379,8 @@ class AirflowDeployment:
             "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": str(settings.default_deferrable),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            # The UI's "Test" button for connections, which is off by default.
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "AIRFLOW_CONN_PROTEUS_DEFAULT": self.emulator.connection_json(),
             # The example DAG's real waits are 15 minutes; a demo deployment pokes every 5 seconds.
             "PROTEUS_EXAMPLE_POKE_INTERVAL": "5",
@@ -456,9 +470,9 @@ class AirflowDeployment:
 
     # REST API
 
-    def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Call Airflow's REST API (``/api/v2`` + ``path``) and return the decoded answer."""
-        response = self._session.request(method, f"{self.api_url}/api/v2{path}", timeout=30, **kwargs)
+    def api(self, method: str, path: str, *, prefix: str = "/api/v2", **kwargs: Any) -> Any:
+        """Call Airflow's REST API (``prefix`` + ``path``; ``/ui`` for the UI's own) and decode it."""
+        response = self._session.request(method, f"{self.api_url}{prefix}{path}", timeout=30, **kwargs)
         if response.status_code >= 400:
             raise DeploymentError(f"{method} {path} answered {response.status_code}: {response.text[:500]}")
         return response.json()
@@ -478,6 +492,16 @@ class AirflowDeployment:
         self.api(
             "POST", f"/dags/{dag_id}/dagRuns", json={"dag_run_id": run_id, "logical_date": None, "conf": conf}
         )
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """Every run of a DAG, oldest first."""
+        answer = self.api("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "id", "limit": 100})
+        return list(answer["dag_runs"])
+
+    def extra_links(self, dag_id: str, run_id: str, task_id: str) -> dict[str, str | None]:
+        """The links the task page shows for a task instance, by name."""
+        answer = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/links")
+        return dict(answer["extra_links"])
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"])

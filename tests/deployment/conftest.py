@@ -28,15 +28,21 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"Airflow scheduler race in the {name} deployment: {report.summary()}")
 
 
+# Work directories (logs, databases) go under pytest's own temporary directory, which keeps the
+# last few sessions' for reading after a failure and removes older ones.
+
+
 @pytest.fixture(scope="module")
-def local_stack() -> Iterator[AirflowDeployment]:
-    with stack(celery=False, database=database_choice()) as deployment:
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDeployment]:
+    work_dir = tmp_path_factory.mktemp("local-deployment")
+    with stack(celery=False, database=database_choice(), work_dir=work_dir) as deployment:
         yield deployment
 
 
 @pytest.fixture(scope="module")
-def celery_stack() -> Iterator[AirflowDeployment]:
-    with stack(celery=True, database=database_choice()) as deployment:
+def celery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDeployment]:
+    work_dir = tmp_path_factory.mktemp("celery-deployment")
+    with stack(celery=True, database=database_choice(), work_dir=work_dir) as deployment:
         yield deployment
 
 

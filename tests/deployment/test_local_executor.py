@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from deployment.checks import SENSOR, WAITING_STATE, Checks
+from deployment.checks import CONSUMER, SENSOR, WAITING_STATE, Checks
 from deployment.harness import AirflowSettings
 from deployment.stack import TOKEN, token_leaks
 
@@ -31,10 +31,10 @@ def checks(
     local_stack: AirflowDeployment, new_checks: Callable[[str, AirflowDeployment], Checks]
 ) -> Iterator[Checks]:
     local_stack.start(AirflowSettings(executor="LocalExecutor", parallelism=1))
-    local_stack.wait_for_dags(*WAIT_DAGS, "example_proteus")
+    local_stack.wait_for_dags(*WAIT_DAGS, "example_proteus", CONSUMER)
     checks = new_checks("LocalExecutor", local_stack)
     yield checks
-    checks.collect_mismatches(*WAIT_DAGS, "example_proteus")
+    checks.collect_mismatches(*WAIT_DAGS, "example_proteus", CONSUMER)
 
 
 @pytest.mark.parametrize("mode", ["reschedule", "deferrable"])
@@ -81,8 +81,17 @@ def test_example_dag_submits_waits_and_summarises(checks: Checks) -> None:
     assert {task: ti["state"] for task, ti in run.task_instances.items()} == {
         "submit_job": "success",
         "wait_for_completion": "success",
+        "fetch_results": "success",
         "summarize_results": "success",
     }
+
+
+def test_results_announced_by_the_example_run_the_dag_scheduled_on_them(checks: Checks) -> None:
+    producer, consumer = checks.consumer_runs_on_the_results()
+
+    assert producer.state == consumer.state == "success"
+    assert consumer.run_id.startswith("asset_triggered__")
+    assert consumer.task_instances["count_rows"]["state"] == "success"
 
 
 def test_token_is_in_no_log_of_the_deployment(checks: Checks, local_stack: AirflowDeployment) -> None:
@@ -91,3 +100,21 @@ def test_token_is_in_no_log_of_the_deployment(checks: Checks, local_stack: Airfl
     assert "scheduler.log" in files
     assert any(name.startswith("attempt=") for name in files), "no task logs were written"
     assert token_leaks(local_stack) == [], f"{TOKEN} leaked"
+
+
+def test_the_connection_form_and_its_test_button_speak_to_a_person(checks: Checks) -> None:
+    form, answers = checks.connection_form_and_test()
+
+    assert form["hook_name"] == "Orbital Insight GO"
+    assert form["standard_fields"]["host"]["title"] == "API base URL"
+    assert form["standard_fields"]["password"]["title"] == "API token"
+    assert form["standard_fields"]["login"]["hidden"] is True
+    assert set(form["extra_fields"]) == {"auth_header", "timeout", "verify", "ca_bundle", "web_url"}
+    assert form["extra_fields"]["auth_header"]["schema"]["enum"] == ["token", "bearer"]
+    assert answers["good"][0] is True
+    assert "the token was accepted" in answers["good"][1]
+    assert answers["wrong token"][0] is False
+    assert "refused the API token (HTTP 401" in answers["wrong token"][1]
+    assert "tok-WRONG-0001" not in answers["wrong token"][1]
+    assert answers["unreachable"][0] is False
+    assert "the connection was refused" in answers["unreachable"][1]
