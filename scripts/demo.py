@@ -3,21 +3,33 @@
 Started by ``make demo`` with the project's virtualenv. It prepares ``AIRFLOW_HOME`` in
 ``.airflow/`` (git-ignored), starts the emulator on a free loopback port, runs
 ``airflow dags test example_proteus`` with short pokes, stops the emulator, and prints what
-happened: the job id, each stage the sensor saw, the state of every task and the results summary.
-It exits non-zero if the run did not succeed or the sensor never rescheduled.
+happened: the job id, each stage the sensor saw, the state of every task, the results file and
+its row count. The results task's asset event queues ``example_proteus_consumer``; the demo then
+starts Airflow's api-server, scheduler and dag-processor, which run that DAG as any deployment
+would, prints its run and stops them. It exits non-zero if a run did not succeed or the sensor
+never rescheduled.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import secrets
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_provider_proteus.testing.airflow_runs import RunSummary
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 HOME = REPO / ".airflow"
+RESULTS = HOME / "results"
+CONSUMER_DAG_ID = "example_proteus_consumer"
 BIN = Path(sys.executable).parent
 DAG_ID = "example_proteus"
 RUN_SECONDS = 20  # how long the emulated job runs
@@ -30,6 +42,8 @@ def airflow_env() -> dict[str, str]:
         AIRFLOW_HOME=str(HOME),
         AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "example_dags"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        # Airflow queues a run of a DAG scheduled on an asset only while that DAG is unpaused.
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
     )
     return env
@@ -95,8 +109,9 @@ def main() -> int:
         step(f"Running the example DAG with `airflow dags test {DAG_ID}` (log: {run_log})")
         started = time.monotonic()
         with run_log.open("w") as log:
+            conf = json.dumps({"results_uri": RESULTS.as_uri()})
             test = subprocess.run(
-                [str(BIN / "airflow"), "dags", "test", DAG_ID],
+                [str(BIN / "airflow"), "dags", "test", DAG_ID, "-c", conf],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -138,14 +153,18 @@ def main() -> int:
     print(f"DAG run:   {DAG_ID} {run.run_id} -> {run.state}")
     print(f"Job id:    {job_id}")
     print("Stages GO reported:")
-    posted = False
+    posted = completed = False
     for entry in exchanges:
         if entry["method"] == "POST":
             posted = True
             print(f"    {entry['at'][11:19]} UTC  job posted (HTTP {entry['status']})")
+            continue
+        if completed:
+            who = "fetch_results, before reading the results"
         else:
             who = "sensor poke" if posted else "submit_job, before posting"
-            print(f"    {entry['at'][11:19]} UTC  {entry['stage']:<12} ({who})")
+        completed = completed or entry["stage"] == "COMPLETED"
+        print(f"    {entry['at'][11:19]} UTC  {entry['stage']:<12} ({who})")
     print(f"Sensor rescheduled {reschedules} time(s) (state up_for_reschedule between pokes)")
     print("Tasks:")
     for task in run.tasks.values():
@@ -155,6 +174,7 @@ def main() -> int:
             f"Results:   {summary['project_name']} ({summary['project_id']}): "
             f"{len(summary['aois'])} AOIs ({'; '.join(summary['aois'])}), {summary['result_count']} results"
         )
+        print(f"Results file: {summary['results_path']} ({summary['row_count']} rows)")
 
     ok = (
         test.returncode == 0
@@ -166,8 +186,75 @@ def main() -> int:
     if not ok:
         print(f"\nThe demo did not succeed; the run's log is {run_log}", file=sys.stderr)
         return 1
+
+    print()
+    step(f"The asset event queued {CONSUMER_DAG_ID}; starting Airflow's scheduler to run it")
+    consumer = run_consumer(airflow_env())
+    if consumer is None:
+        return 1
+    print(
+        f"DAG run:   {CONSUMER_DAG_ID} {consumer.run_id} -> {consumer.state} (triggered by the asset event)"
+    )
+    counted = (
+        consumer.tasks["count_rows"].xcoms.get("return_value") if "count_rows" in consumer.tasks else None
+    )
+    if counted:
+        print(f"It read {counted['path']}: {counted['rows']} rows")
+    if consumer.state != "success":
+        print(f"\nThe consumer DAG did not succeed; see the logs in {HOME / 'components'}", file=sys.stderr)
+        return 1
     print("\nDemo succeeded.")
     return 0
+
+
+def run_consumer(env: dict[str, str]) -> RunSummary | None:
+    """Run the components that turn the queued asset event into a DAG run; return that run."""
+    from airflow_provider_proteus.testing.airflow_runs import latest_run
+    from deployment.harness import DeploymentError, Processes, answers, free_port, wait_for
+
+    api_port = free_port()
+    env = {
+        **env,
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "2",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+    }
+    # The harness logs each process it starts and stops; the demo says it in one line instead.
+    logging.getLogger("proteus.deployment").setLevel(logging.WARNING)
+    processes = Processes(HOME / "components")
+    # .airflow/ keeps the runs of earlier demos; only a run created now counts.
+    earlier = latest_run(CONSUMER_DAG_ID)
+    started = time.monotonic()
+    try:
+        for component in ("api-server", "dag-processor"):
+            processes.start(component, [str(BIN / "airflow"), component], env)
+        # Task processes report to the api-server: the scheduler starts once it answers.
+        health = f"http://127.0.0.1:{api_port}/api/v2/monitor/health"
+        wait_for("Airflow's api-server", lambda: answers(health), timeout=120, interval=1)
+        processes.start("scheduler", [str(BIN / "airflow"), "scheduler"], env)
+
+        def finished() -> bool:
+            if ended := processes.exited():
+                raise DeploymentError(f"Airflow components ended early: {ended}")
+            run = latest_run(CONSUMER_DAG_ID)
+            new = run is not None and (earlier is None or run.run_id != earlier.run_id)
+            return new and run is not None and run.state in ("success", "failed")
+
+        wait_for(f"a run of {CONSUMER_DAG_ID} to finish", finished, timeout=180, interval=1)
+    except DeploymentError as err:
+        print(f"    {err}; see the logs in {HOME / 'components'}", file=sys.stderr)
+        return None
+    finally:
+        processes.stop()
+        step("Stopped Airflow's api-server, scheduler and dag-processor")
+    print(f"    the consumer ran {time.monotonic() - started:.0f} s after the components started", flush=True)
+    return latest_run(CONSUMER_DAG_ID)
 
 
 if __name__ == "__main__":
