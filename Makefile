@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AIRFLOW_VERSION ?= 3.3.2
 INSTALLED := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: demo test lint venv emulator deployment-local deployment-celery clean
+.PHONY: demo test lint venv emulator deployment-local deployment-celery screenshots clean
 
 demo: $(INSTALLED)
 	$(BIN)/python scripts/demo.py
@@ -32,6 +32,12 @@ deployment-local: $(INSTALLED)
 
 deployment-celery: $(INSTALLED)
 	$(BIN)/python -m deployment celery
+
+# The proteus connection form and a finished demo run in Airflow's UI, saved to docs/screenshots/ (runs the
+# demo first; installs Playwright, and Debian's chromium with apt-get when it is missing).
+screenshots: demo
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[screenshots]" || $(BIN)/python -m pip install --quiet -e ".[screenshots]"
+	$(BIN)/python scripts/screenshots.py
 
 venv: $(INSTALLED)
 
