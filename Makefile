@@ -21,9 +21,10 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Serve the GO emulator on 127.0.0.1:8099 for trying one's own DAGs by hand.
+# Serve the GO emulator on 127.0.0.1:$(EMULATOR_PORT) for trying one's own DAGs by hand.
+EMULATOR_PORT ?= 8099
 emulator: $(INSTALLED)
-	$(BIN)/proteus-emulator --port 8099 --access-log
+	$(BIN)/proteus-emulator --port $(EMULATOR_PORT) --access-log
 
 # A real Airflow deployment on this machine (PostgreSQL, and Redis for Celery, installed with apt-get
 # when missing), running the deployment checks and printing what they saw.

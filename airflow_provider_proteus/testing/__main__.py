@@ -28,13 +28,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--access-log", action="store_true", help="log each request's method and path")
     args = parser.parse_args(argv)
 
-    emulator = GoEmulator(
-        token=args.token,
-        run_seconds=args.run_seconds,
-        host=args.host,
-        port=args.port,
-        access_log=args.access_log,
-    )
+    try:
+        emulator = GoEmulator(
+            token=args.token,
+            run_seconds=args.run_seconds,
+            host=args.host,
+            port=args.port,
+            access_log=args.access_log,
+        )
+    except OSError as err:
+        print(
+            f"proteus-emulator: cannot listen on {args.host}:{args.port}: {err.strerror or err}. Is another "
+            "emulator running there? Pick another --port (0 picks a free one).",
+            file=sys.stderr,
+        )
+        return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
