@@ -27,10 +27,11 @@ from deployment.stack import stack, token_leaks
 LOCAL_DAGS = ("proteus_deployment_reschedule", "proteus_deployment_deferrable", "proteus_deployment_poke")
 
 
-def report(name: str, started: float, runs: list[WatchedRun]) -> None:
+def report(name: str, started: float, runs: list[WatchedRun], checks: Checks) -> None:
+    """Print a passed check, and each of its runs with the tries the scheduler race ended."""
     print(f"  ok  {name} ({time.monotonic() - started:.0f} s)")
     for run in runs:
-        print(f"        {run.describe()}")
+        print(f"        {run.describe()}{checks.race_note(run)}")
 
 
 def run_local(deployment: AirflowDeployment, checks: Checks) -> None:
@@ -38,21 +39,31 @@ def run_local(deployment: AirflowDeployment, checks: Checks) -> None:
     deployment.wait_for_dags(*LOCAL_DAGS, "example_proteus", CONSUMER)
     for mode in ("reschedule", "deferrable"):
         started = time.monotonic()
-        report(f"{mode}: the wait gives its slot back", started, [checks.wait_gives_back_its_slot(mode)])
+        report(
+            f"{mode}: the wait gives its slot back, and its task links to the GO project",
+            started,
+            [checks.wait_gives_back_its_slot(mode)],
+            checks,
+        )
     for mode in ("reschedule", "deferrable"):
         started = time.monotonic()
-        report(f"{mode}: three waits share one slot", started, checks.three_waits_share_one_slot(mode))
+        report(
+            f"{mode}: three waits share one slot", started, checks.three_waits_share_one_slot(mode), checks
+        )
     started = time.monotonic()
-    report("poke: three waits take turns in one slot", started, checks.three_pokes_take_turns())
+    report("poke: three waits take turns in one slot", started, checks.three_pokes_take_turns(), checks)
     for mode in ("reschedule", "deferrable"):
         started = time.monotonic()
         run, _ = checks.failed_project_fails_the_run(mode)
-        report(f"{mode}: a FAILURE project fails the run, reason in the log", started, [run])
+        report(f"{mode}: a FAILURE project fails the run, reason in the log", started, [run], checks)
     started = time.monotonic()
-    report("reschedule: the example DAG", started, [checks.example_dag_succeeds("reschedule")])
+    report("reschedule: the example DAG", started, [checks.example_dag_succeeds("reschedule")], checks)
     started = time.monotonic()
     report(
-        "the results' asset event runs the consumer DAG", started, list(checks.consumer_runs_on_the_results())
+        "the results' asset event runs the consumer DAG",
+        started,
+        list(checks.consumer_runs_on_the_results()),
+        checks,
     )
     started = time.monotonic()
     _, answers = checks.connection_form_and_test()
@@ -63,6 +74,7 @@ def run_local(deployment: AirflowDeployment, checks: Checks) -> None:
         "the proteus connection form, and its test for a good, a wrong-token and an unreachable one",
         started,
         [],
+        checks,
     )
     for case, (ok, message) in answers.items():
         print(f"        {case}: {'ok' if ok else 'refused'}: {message}")
@@ -77,7 +89,7 @@ def run_celery(deployment: AirflowDeployment, checks: Checks) -> None:
         )
         deployment.wait_for_dags("example_proteus")
         started = time.monotonic()
-        report(f"celery, {mode}: the example DAG", started, [checks.example_dag_succeeds(mode)])
+        report(f"celery, {mode}: the example DAG", started, [checks.example_dag_succeeds(mode)], checks)
         checks.collect_mismatches("example_proteus")
         deployment.stop()
 

@@ -173,6 +173,12 @@ class Checks:
             if event["run_id"] == run.run_id and event["task_id"] == task_id
         }
 
+    def race_note(self, run: WatchedRun) -> str:
+        """Which of the run's tries the scheduler race ended, as a note for its description."""
+        ended = {task: self.mismatched_tries(run, task) for task in run.history}
+        said = [f"{task} try {', '.join(map(str, sorted(tries)))}" for task, tries in ended.items() if tries]
+        return f" (state mismatch, the scheduler race, ended {'; '.join(said)})" if said else ""
+
     def collect_mismatches(self, *dag_ids: str) -> None:
         """Add the scheduler's "state mismatch" events for the runs these checks started."""
         known = {event["event_log_id"] for event in self.race.mismatches}

@@ -188,7 +188,10 @@ def main() -> int:
         return 1
 
     print()
-    step(f"The asset event queued {CONSUMER_DAG_ID}; starting Airflow's scheduler to run it")
+    step(
+        f"The asset event queued {CONSUMER_DAG_ID}; "
+        "starting Airflow's api-server, dag-processor and scheduler to run it"
+    )
     consumer = run_consumer(airflow_env())
     if consumer is None:
         return 1
