@@ -6,8 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 AIRFLOW_VERSION ?= 3.3.2
 INSTALLED := $(VENV)/.installed-$(AIRFLOW_VERSION)
+BENCH_VENV := .venv-bench
+BENCH_BIN := $(BENCH_VENV)/bin
+BENCH_INSTALLED := $(BENCH_VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: demo test lint venv emulator deployment-local deployment-celery screenshots clean
+.PHONY: demo test lint venv emulator deployment-local deployment-celery screenshots bench clean
 
 demo: $(INSTALLED)
 	$(BIN)/python scripts/demo.py
@@ -40,6 +43,22 @@ screenshots: demo
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[screenshots]" || $(BIN)/python -m pip install --quiet -e ".[screenshots]"
 	$(BIN)/python scripts/screenshots.py
 
+# The benchmarks against Airflow's HTTP and dbt Cloud providers (about seven minutes on two cores): prints
+# each figure as it is taken and writes docs/benchmarks.md and docs/benchmarks-triggerer.png. The peer
+# providers live in a virtualenv of their own, .venv-bench/, which .venv's uv fills in seconds.
+bench: $(BENCH_INSTALLED)
+	$(BENCH_BIN)/python -m benchmarks
+
+$(BENCH_INSTALLED): $(INSTALLED) setup.cfg pyproject.toml
+	test -x $(BENCH_BIN)/python || $(PYTHON) -m venv $(BENCH_VENV)
+	if test -x $(BIN)/uv; then \
+		$(BIN)/uv pip install --python $(BENCH_BIN)/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,bench]"; \
+	else \
+		$(BENCH_BIN)/python -m pip install --quiet --upgrade pip && \
+		$(BENCH_BIN)/python -m pip install "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,bench]"; \
+	fi
+	touch $@
+
 venv: $(INSTALLED)
 
 # uv installs Airflow in seconds; plain pip is the fallback where uv cannot be installed.
@@ -54,4 +73,4 @@ $(INSTALLED): setup.cfg pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .airflow build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .airflow build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
