@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import logging
+import os
 import socket
 import ssl
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -187,12 +190,59 @@ def _with_checked_stage(project: dict[str, Any], project_id: str, url: str) -> d
     return {**project, "stage": api.project_stage(project, project_id=project_id, url=url)}
 
 
+@functools.lru_cache(maxsize=8)
+def _tls_context(verify: bool | str) -> ssl.SSLContext:
+    """The TLS context for a ``verify`` setting, built once per process.
+
+    Building one loads a whole CA bundle, several milliseconds of CPU that would otherwise block the
+    triggerer's event loop on every poll. A CA bundle file changed on disk is read again only by a
+    new process.
+    """
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    return httpx.create_ssl_context(verify=verify)
+
+
 def _proxy_mounts(proxies: Mapping[str, str], verify: bool | str) -> dict[str, httpx.AsyncBaseTransport]:
     """requests-style proxies (``{"https": "http://proxy:3128"}``) as httpx transport mounts."""
     return {
-        (key if "://" in key else f"{key}://"): httpx.AsyncHTTPTransport(proxy=proxy, verify=verify)
+        (key if "://" in key else f"{key}://"): httpx.AsyncHTTPTransport(
+            proxy=proxy, verify=_tls_context(verify)
+        )
         for key, proxy in proxies.items()
     }
+
+
+#: The async clients in use, by event loop and by the settings a client is built with. The triggerer
+#: runs every deferred wait in one event loop: waits on the same connection share one client there, so
+#: that its pool keeps GO's connections alive between polls instead of paying a TCP (and TLS) handshake
+#: and a new client on each. Clients of different connections never share cookies or proxies.
+_ASYNC_CLIENTS: dict[asyncio.AbstractEventLoop, dict[tuple[Any, ...], httpx.AsyncClient]] = {}
+
+
+def _async_client(settings: ProteusConnectionSettings) -> httpx.AsyncClient:
+    """The running event loop's client for ``settings``, made on first use."""
+    for ended in [loop for loop in _ASYNC_CLIENTS if loop.is_closed()]:
+        # A closed loop's connections cannot be closed any more; dropping them frees the sockets.
+        del _ASYNC_CLIENTS[ended]
+    clients = _ASYNC_CLIENTS.setdefault(asyncio.get_running_loop(), {})
+    key = (
+        tuple(sorted(settings.headers.items())),
+        settings.timeout,
+        settings.verify,
+        tuple(sorted(settings.proxies.items())),
+    )
+    client = clients.get(key)
+    if client is None or client.is_closed:
+        client = clients[key] = httpx.AsyncClient(
+            headers=settings.headers,
+            timeout=settings.timeout,
+            verify=_tls_context(settings.verify),
+            mounts=_proxy_mounts(settings.proxies, settings.verify),
+        )
+    return client
 
 
 class ProteusHook(BaseHook):
@@ -378,20 +428,15 @@ class ProteusHook(BaseHook):
             ),
             reraise=True,
         )
-        async with httpx.AsyncClient(
-            headers=settings.headers,
-            timeout=settings.timeout,
-            verify=settings.verify,
-            mounts=_proxy_mounts(settings.proxies, settings.verify),
-        ) as client:
-            try:
-                async for attempt in retrying:
-                    with attempt:
-                        response = await self._asend(client, method, url)
-            except _RetryableError as last:
-                if last.response is None:
-                    raise last.failure or ProteusRequestError(last.cause, method=method, url=url) from None
-                response = last.response
+        client = _async_client(settings)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    response = await self._asend(client, method, url)
+        except _RetryableError as last:
+            if last.response is None:
+                raise last.failure or ProteusRequestError(last.cause, method=method, url=url) from None
+            response = last.response
         return self._data_of(response, method, url, expected_status, expected_type)
 
     async def _asend(self, client: httpx.AsyncClient, method: str, url: str) -> httpx.Response:

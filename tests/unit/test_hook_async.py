@@ -131,3 +131,22 @@ def test_tls_failure_is_not_retried(
     connect(monkeypatch, host=f"https://127.0.0.1:{emulator.port}/api/v2/go", password=TOKEN)
     with pytest.raises(ProteusTLSError, match="Check the scheme"):
         aget_project()
+
+
+def test_waits_on_one_connection_share_a_pooled_client_in_their_event_loop(
+    emulator: GoEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_proteus.hooks import proteus as hook_module
+
+    monkeypatch.setenv("AIRFLOW_CONN_OTHER_TOKEN", json.dumps({"conn_type": "proteus", "password": "other"}))
+
+    async def clients() -> list[object]:
+        hooks = [ProteusHook("proteus_default"), ProteusHook("proteus_default"), ProteusHook("other_token")]
+        return [hook_module._async_client(await hook.asettings()) for hook in hooks]
+
+    connect(monkeypatch, host=emulator.base_url, password=TOKEN)
+    first_loop = asyncio.run(clients())
+    assert first_loop[0] is first_loop[1]
+    assert first_loop[0] is not first_loop[2]  # another token never shares a client's cookies
+    second_loop = asyncio.run(clients())
+    assert second_loop[0] is not first_loop[0]  # a client serves only the loop it was made in
