@@ -95,11 +95,12 @@ class ProjectStageSensor(BaseSensorOperator):
         self.proteus_conn_id = proteus_conn_id
         self.waiting_stages = frozenset(waiting_stages)
         self.deferrable = deferrable
+        self._hook: ProteusHook | None = None
 
     def execute(self, context: Context) -> Any:
         # Deciding outside the base class's poke loop keeps ``soft_fail`` from turning a FAILURE
         # stage or a rejected token into a skip: only a timeout is soft.
-        with permanent_errors_fail_task(), self._timeout_names_the_project():
+        with self._one_hook(), permanent_errors_fail_task(), self._timeout_names_the_project():
             check_outlets(
                 self.outlets, project_id=self.project_id, version_id=self.version_id, task=str(self)
             )
@@ -124,7 +125,7 @@ class ProjectStageSensor(BaseSensorOperator):
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         # The sensor base turns every error raised while resuming into a skip under soft_fail; the
         # trigger's event is judged here instead, so that only the wait budget running out is soft.
-        with permanent_errors_fail_task(), self._timeout_names_the_project():
+        with self._one_hook(), permanent_errors_fail_task(), self._timeout_names_the_project():
             if next_method == "execute_complete":
                 return self.execute_complete(context, **(next_kwargs or {}))
             return super().resume_execution(next_method, next_kwargs, context)
@@ -136,10 +137,37 @@ class ProjectStageSensor(BaseSensorOperator):
         self._announce_completion(context)
         return project
 
+    @contextmanager
+    def _one_hook(self) -> Iterator[None]:
+        """Share one hook among the pokes of this try, and close it when the try ends.
+
+        In poke mode the pokes of one try run in one process: sharing the hook looks the connection
+        up once and keeps GO's connection alive between pokes. In reschedule mode each poke is a try
+        of its own, in a new process. Nothing outlives the try.
+        """
+        self._hook = ProteusHook(proteus_conn_id=self.proteus_conn_id)
+        try:
+            yield
+        finally:
+            self._hook.close()
+            self._hook = None
+
+    @contextmanager
+    def _try_hook(self) -> Iterator[ProteusHook]:
+        """The try's shared hook, or outside a try a hook of its own, closed after use."""
+        if self._hook is not None:
+            yield self._hook
+            return
+        hook = ProteusHook(proteus_conn_id=self.proteus_conn_id)
+        try:
+            yield hook
+        finally:
+            hook.close()
+
     def _push_project_url(self, context: Context) -> None:
         """Push the project's page for the "GO project" link, which the task page shows from now on."""
-        hook = ProteusHook(proteus_conn_id=self.proteus_conn_id)
-        context["ti"].xcom_push(key=PROJECT_URL_KEY, value=hook.project_web_url(self.project_id))
+        with self._try_hook() as hook:
+            context["ti"].xcom_push(key=PROJECT_URL_KEY, value=hook.project_web_url(self.project_id))
 
     def _announce_completion(self, context: Context) -> None:
         if self.version_id is None:
@@ -167,34 +195,29 @@ class ProjectStageSensor(BaseSensorOperator):
 
     def _stage_for_message(self) -> str:
         """The project's stage now, for an error message; a failure to read it is said, not raised."""
-        hook = ProteusHook(proteus_conn_id=self.proteus_conn_id)
         try:
-            return str(hook.get_project(self.project_id)["stage"])
+            with self._try_hook() as hook:
+                return str(hook.get_project(self.project_id)["stage"])
         except ProteusError as err:
             return f"unknown (reading it failed: {err})"
-        finally:
-            hook.close()
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        hook = ProteusHook(proteus_conn_id=self.proteus_conn_id)
-        try:
-            project = hook.get_project(self.project_id)
-        except ProteusError as err:
-            if not err.transient:
-                raise
-            self.log.warning(
-                "Could not read project %s on this poke; will poke again: %s", self.project_id, err
-            )
-            return False
-        finally:
-            hook.close()
+        with self._try_hook() as hook:
+            try:
+                project = hook.get_project(self.project_id)
+            except ProteusError as err:
+                if not err.transient:
+                    raise
+                self.log.warning(
+                    "Could not read project %s on this poke; will poke again: %s", self.project_id, err
+                )
+                return False
+            extra_waiting_stages = self.waiting_stages | hook.settings.waiting_stages
 
         stage = project["stage"]
         self.log.info("Project %s is at stage %s.", self.project_id, stage)
 
-        outcome = api.classify_stage(
-            stage, extra_waiting_stages=self.waiting_stages | hook.settings.waiting_stages
-        )
+        outcome = api.classify_stage(stage, extra_waiting_stages=extra_waiting_stages)
         if outcome is api.StageOutcome.DONE:
             self._announce_completion(context)
             return PokeReturnValue(is_done=True, xcom_value=project)

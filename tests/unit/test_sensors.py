@@ -139,6 +139,24 @@ class TestExecute:
         assert waiting.execute(first_poke_context())["stage"] == "COMPLETED"  # type: ignore[arg-type]
         assert len(control.requests(path="/projects/proj-42")) == 3
 
+    def test_the_pokes_of_one_try_share_one_connection_lookup_and_session(
+        self, proteus_conn: str, control: EmulatorClient
+    ) -> None:
+        from airflow_provider_proteus.hooks.proteus import ProteusHook
+
+        waiting = sensor(
+            with_stages(control, "RUNNING", "RUNNING", "COMPLETED"), mode="poke", poke_interval=0.01
+        )
+        with (
+            mock.patch.object(ProteusHook, "get_connection", wraps=ProteusHook.get_connection) as lookups,
+            mock.patch.object(ProteusHook, "close", autospec=True, side_effect=ProteusHook.close) as closes,
+        ):
+            assert waiting.execute(first_poke_context())["stage"] == "COMPLETED"  # type: ignore[arg-type]
+        assert len(control.requests(path="/projects/proj-42")) == 3
+        assert lookups.call_count == 1
+        assert closes.call_count == 1
+        assert waiting._hook is None
+
     def test_nothing_is_kept_on_the_sensor_between_pokes(
         self, proteus_conn: str, control: EmulatorClient
     ) -> None:
