@@ -215,14 +215,26 @@ def _proxy_mounts(proxies: Mapping[str, str], verify: bool | str) -> dict[str, h
     }
 
 
+#: Requests one shared client has in flight at most. More wait their turn in an asyncio semaphore,
+#: a cheap FIFO: left to queue inside httpx's connection pool instead, whose queue handling grows with
+#: the square of its length, a triggerer with thousands of waits at once stops completing any.
+_MAX_IN_FLIGHT = 100
+
+
+@dataclasses.dataclass
+class _SharedClient:
+    client: httpx.AsyncClient
+    gate: asyncio.Semaphore
+
+
 #: The async clients in use, by event loop and by the settings a client is built with. The triggerer
 #: runs every deferred wait in one event loop: waits on the same connection share one client there, so
 #: that its pool keeps GO's connections alive between polls instead of paying a TCP (and TLS) handshake
 #: and a new client on each. Clients of different connections never share cookies or proxies.
-_ASYNC_CLIENTS: dict[asyncio.AbstractEventLoop, dict[tuple[Any, ...], httpx.AsyncClient]] = {}
+_ASYNC_CLIENTS: dict[asyncio.AbstractEventLoop, dict[tuple[Any, ...], _SharedClient]] = {}
 
 
-def _async_client(settings: ProteusConnectionSettings) -> httpx.AsyncClient:
+def _async_client(settings: ProteusConnectionSettings) -> _SharedClient:
     """The running event loop's client for ``settings``, made on first use."""
     for ended in [loop for loop in _ASYNC_CLIENTS if loop.is_closed()]:
         # A closed loop's connections cannot be closed any more; dropping them frees the sockets.
@@ -234,15 +246,17 @@ def _async_client(settings: ProteusConnectionSettings) -> httpx.AsyncClient:
         settings.verify,
         tuple(sorted(settings.proxies.items())),
     )
-    client = clients.get(key)
-    if client is None or client.is_closed:
-        client = clients[key] = httpx.AsyncClient(
+    shared = clients.get(key)
+    if shared is None or shared.client.is_closed:
+        client = httpx.AsyncClient(
             headers=settings.headers,
             timeout=settings.timeout,
             verify=_tls_context(settings.verify),
             mounts=_proxy_mounts(settings.proxies, settings.verify),
+            limits=httpx.Limits(max_connections=_MAX_IN_FLIGHT, max_keepalive_connections=_MAX_IN_FLIGHT),
         )
-    return client
+        shared = clients[key] = _SharedClient(client, asyncio.Semaphore(_MAX_IN_FLIGHT))
+    return shared
 
 
 class ProteusHook(BaseHook):
@@ -428,11 +442,12 @@ class ProteusHook(BaseHook):
             ),
             reraise=True,
         )
-        client = _async_client(settings)
+        shared = _async_client(settings)
         try:
             async for attempt in retrying:
                 with attempt:
-                    response = await self._asend(client, method, url)
+                    async with shared.gate:
+                        response = await self._asend(shared.client, method, url)
         except _RetryableError as last:
             if last.response is None:
                 raise last.failure or ProteusRequestError(last.cause, method=method, url=url) from None
