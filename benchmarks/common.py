@@ -30,7 +30,7 @@ PYTHON = sys.executable
 class Budget:
     """How much of each measurement to take.
 
-    The full budget keeps ``make bench`` within about ten minutes on a two-core machine; the quick
+    The full budget keeps ``make bench`` within about eight minutes on a two-core machine; the quick
     one (``--quick``) is for trying changes to the benchmarks while other work shares the machine.
     """
 
@@ -63,7 +63,7 @@ FULL = Budget(
     poke_iterations=400,
     poke_rounds=5,
     poke_warmup=50,
-    trigger_counts=(100, 1000, 5000),
+    trigger_counts=(100, 1000, 2500, 5000),
     trigger_poke_interval=5.0,
     trigger_window=10.0,
     trigger_windows=3,
