@@ -78,6 +78,8 @@ class EmulatedProject:
 
     :param id: Project id.
     :param name: Project name.
+    :param description: Project description, as GO's project document carries it.
+    :param owner_id: The id of the user who owns the project.
     :param run_seconds: Seconds from the first job submission to the final stage.
     :param start_delay_seconds: Seconds a submitted job stays ``NOT_STARTED`` before ``RUNNING``.
     :param outcome: The final stage: ``COMPLETED`` or ``FAILURE``.
@@ -86,6 +88,11 @@ class EmulatedProject:
     :param job_type: The ``job_type`` of submitted jobs; ``STREAMX`` is the documented one.
     :param aoi_count: How many AOIs (and so divisions and results) the version has.
     :param timeseries_days: How many daily points each time series has.
+    :param created_ts: When the project was created (ISO 8601); now, by default.
+    :param version_ids: The project's versions; one, ``{id}-1.0.0``, by default.
+    :param job_started_at: Monotonic time the current job started, or ``None`` before any job (state
+        the emulator keeps, not a setting).
+    :param jobs: The job documents submitted so far (state the emulator keeps, not a setting).
     """
 
     id: str
