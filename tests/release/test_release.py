@@ -55,6 +55,7 @@ def test_the_wheel_ships_its_types_and_neither_tests_nor_tools(artefacts: Path) 
     (wheel,) = artefacts.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "airflow_provider_proteus/py.typed" in names
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names), names
     assert "airflow_provider_proteus/hooks/proteus.py" in names
     assert not [
         name for name in names if name.startswith(("tests/", "benchmarks/", "deployment/", "scripts/"))
