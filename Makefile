@@ -43,7 +43,7 @@ screenshots: demo
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[screenshots]" || $(BIN)/python -m pip install --quiet -e ".[screenshots]"
 	$(BIN)/python scripts/screenshots.py
 
-# The benchmarks against Airflow's HTTP and dbt Cloud providers (about seven minutes on two cores): prints
+# The benchmarks against Airflow's HTTP and dbt Cloud providers (about eight minutes on two cores): prints
 # each figure as it is taken and writes docs/benchmarks.md and docs/benchmarks-triggerer.png. The peer
 # providers live in a virtualenv of their own, .venv-bench/, which .venv's uv fills in seconds.
 bench: $(BENCH_INSTALLED)

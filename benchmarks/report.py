@@ -288,7 +288,8 @@ def _triggerer(result: dict[str, Any], plot_name: str) -> list[str]:
             ratio, text = (math.inf if ours["on_schedule_per_core"] > 0 else 0.0), "n/a (theirs 0)"
         lines.append(
             f"- N={count}: waits on schedule per core, ours / theirs: {text} (goal at least 2x): "
-            f"{_verdict(ratio >= 2)}."
+            f"{_verdict(ratio >= 2)}; waits on schedule, ours {ours['on_schedule']:.0f} and theirs "
+            f"{theirs['on_schedule']:.0f} of {count}."
         )
     at_thousand = by.get(("proteus", 1000))
     if at_thousand is not None:
