@@ -202,12 +202,18 @@ class Checks:
             lambda: self.waiting(run, mode) and self.polls(project_id) >= 2,
         )
         page = f"{self.control.root_url}/web/projects/{project_id}"
-        links = self.deployment.extra_links(run.dag_id, run.run_id, SENSOR)
-        self.expect(
-            links.get("GO project") == page,
-            f"While waiting, the task's links were {links}, not {page}",
-            [run],
-        )
+        seen: list[dict[str, Any]] = []
+
+        def linked() -> bool:
+            seen.append(self.deployment.extra_links(run.dag_id, run.run_id, SENSOR))
+            return seen[-1].get("GO project") == page
+
+        # Airflow clears a task's XComs, the link's among them, when each of its tries starts, and
+        # writes the link again when the try ends: while a poke's try runs, the link is briefly gone.
+        try:
+            self.watch([run], "the task page to link to the GO project while it waits", linked, timeout=30)
+        except DeploymentError as err:
+            raise DeploymentError(f"{err}; the task's links were {seen[-1:]}, not {page}") from err
         self.release(project_id)
         self.finish([run])
         self.expect(run.state == "success", f"The {mode} wait did not succeed", [run])
