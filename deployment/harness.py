@@ -70,6 +70,25 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float, interval:
         time.sleep(interval)
 
 
+def loopback_components(api_port: int, jwt_secret: str) -> dict[str, str]:
+    """The settings that let Airflow's components find one another on 127.0.0.1.
+
+    The api-server listens on ``api_port``; task processes report to its execution API, with tokens
+    signed by ``jwt_secret`` (the same for every component of one deployment). The log servers get
+    free ports, and the scheduler's health-check server, which would take a fixed port, stays off.
+    """
+    return {
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+    }
+
+
 def answers(url: str) -> bool:
     """Whether ``url`` answers 200 right now (a server still starting does not)."""
     try:
@@ -366,19 +385,12 @@ class AirflowDeployment:
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__EXECUTOR": settings.executor,
             "AIRFLOW__CORE__PARALLELISM": str(settings.parallelism),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(self.api_port),
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            **loopback_components(self.api_port, self._jwt_secret),
             "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": str(settings.default_deferrable),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             # The UI's "Test" button for connections, which is off by default.
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "AIRFLOW_CONN_PROTEUS_DEFAULT": self.emulator.connection_json(),

@@ -213,20 +213,21 @@ def main() -> int:
 def run_consumer(env: dict[str, str]) -> RunSummary | None:
     """Run the components that turn the queued asset event into a DAG run; return that run."""
     from airflow_provider_proteus.testing.airflow_runs import latest_run
-    from deployment.harness import DeploymentError, Processes, answers, free_port, wait_for
+    from deployment.harness import (
+        DeploymentError,
+        Processes,
+        answers,
+        free_port,
+        loopback_components,
+        wait_for,
+    )
 
     api_port = free_port()
     env = {
         **env,
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "2",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        **loopback_components(api_port, secrets.token_urlsafe(64)),
     }
     # The harness logs each process it starts and stops; the demo says it in one line instead.
     logging.getLogger("proteus.deployment").setLevel(logging.WARNING)

@@ -10,6 +10,7 @@ form's fields and the "GO project" link are there, and saves the pages as PNG fi
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -54,7 +55,7 @@ def ensure_chromium() -> None:
 
 def main() -> int:
     from airflow_provider_proteus.testing.airflow_runs import latest_run
-    from deployment.harness import Processes, answers, free_port, wait_for
+    from deployment.harness import Processes, answers, free_port, loopback_components, wait_for
 
     os.environ.update(AIRFLOW_HOME=str(HOME), AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "example_dags"))
     run = latest_run("example_proteus") if (HOME / "airflow.db").exists() else None
@@ -70,9 +71,7 @@ def main() -> int:
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
+        **loopback_components(port, secrets.token_urlsafe(64)),
         "AIRFLOW__API__BASE_URL": root,
         # Every visitor is an admin: it only listens on loopback, and no login page is in the way.
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
