@@ -7,6 +7,12 @@ from typing import Any
 from airflow_provider_proteus import __version__
 
 ASSETS = "airflow_provider_proteus.assets.proteus"
+_PROTEUS_URIS = {
+    "schemes": ["proteus"],
+    "handler": f"{ASSETS}.sanitize_uri",
+    "factory": f"{ASSETS}.create_asset",
+    "to_openlineage_converter": f"{ASSETS}.convert_asset_to_openlineage",
+}
 
 
 def connection_field_behaviour() -> dict[str, Any]:
@@ -71,6 +77,34 @@ def connection_fields() -> dict[str, Any]:
     }
 
 
+def connection_form_widgets() -> dict[str, Any]:
+    """:func:`connection_fields` as the WTForms fields that Airflow before 3.2 shows in the form.
+
+    These forms save text, so the switch ``verify`` is left to the Extra box: a checkbox would save
+    false for a box left unticked, turning certificate checks off for a connection that never asked,
+    and the text "false" could be a CA bundle's path. Airflow imports Flask-AppBuilder and WTForms
+    only where its UI needs them, and so does this.
+    """
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import StringField
+    from wtforms.validators import AnyOf, Optional
+
+    widgets = {}
+    for name, spec in connection_fields().items():
+        schema = spec["schema"]
+        if "boolean" in schema["type"]:
+            continue
+        default = schema.get("default")
+        widgets[name] = StringField(
+            lazy_gettext(spec["label"]),
+            description=spec["description"] + (f" Default: {default}." if default is not None else ""),
+            validators=[Optional(), AnyOf(schema["enum"])] if "enum" in schema else [Optional()],
+            widget=BS3TextFieldWidget(),
+        )
+    return widgets
+
+
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider, its modules and its ``proteus`` connection type to Airflow."""
     return {
@@ -121,12 +155,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": ["airflow_provider_proteus.links.proteus.ProteusProjectLink"],
-        "asset-uris": [
-            {
-                "schemes": ["proteus"],
-                "handler": f"{ASSETS}.sanitize_uri",
-                "factory": f"{ASSETS}.create_asset",
-                "to_openlineage_converter": f"{ASSETS}.convert_asset_to_openlineage",
-            }
-        ],
+        "asset-uris": [_PROTEUS_URIS],
+        # Airflow 2 reads the same handlers under the name its assets had then, datasets.
+        "dataset-uris": [_PROTEUS_URIS],
     }

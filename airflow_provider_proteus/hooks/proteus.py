@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx
 import requests
 import tenacity
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -42,8 +42,8 @@ from airflow_provider_proteus.exceptions import (
     ProteusResponseError,
     ProteusTLSError,
 )
-from airflow_provider_proteus.get_provider_info import connection_field_behaviour
-from airflow_provider_proteus.version_compat import aget_connection
+from airflow_provider_proteus.get_provider_info import connection_field_behaviour, connection_form_widgets
+from airflow_provider_proteus.version_compat import aget_connection, mask_secret
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -294,6 +294,15 @@ class ProteusHook(BaseHook):
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Shape Airflow's connection form: a base URL, a token, and the optional extra."""
         return connection_field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extra's settings as fields of the connection form, on Airflow before 3.2.
+
+        Airflow 3.2 and later read the same fields from the provider info (``conn-fields``) and do
+        not call this.
+        """
+        return connection_form_widgets()
 
     @property
     def settings(self) -> ProteusConnectionSettings:

@@ -7,7 +7,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
+    AirflowException,
     AirflowSensorTimeout,
+    AirflowSkipException,
     BaseSensorOperator,
     PokeReturnValue,
     conf,
@@ -22,6 +24,7 @@ from airflow_provider_proteus.exceptions import (
 from airflow_provider_proteus.hooks.proteus import ProteusHook
 from airflow_provider_proteus.links.proteus import PROJECT_URL_KEY, ProteusProjectLink
 from airflow_provider_proteus.triggers.proteus import ProjectStageTrigger, project_from_event
+from airflow_provider_proteus.version_compat import TRIGGER_TIMEOUT, trigger_timed_out
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterator, Sequence
@@ -125,6 +128,13 @@ class ProjectStageSensor(BaseSensorOperator):
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         # The sensor base turns every error raised while resuming into a skip under soft_fail; the
         # trigger's event is judged here instead, so that only the wait budget running out is soft.
+        # That budget is the deferral's timeout, recognised here too, so that it fails (or skips)
+        # alike on every Airflow version.
+        if trigger_timed_out(next_method, next_kwargs):
+            timeout = self._named_timeout(TRIGGER_TIMEOUT)
+            if self.soft_fail:
+                raise AirflowSkipException(str(timeout)) from timeout
+            raise timeout
         with self._one_hook(), permanent_errors_fail_task(), self._timeout_names_the_project():
             if next_method == "execute_complete":
                 return self.execute_complete(context, **(next_kwargs or {}))
@@ -187,18 +197,21 @@ class ProjectStageSensor(BaseSensorOperator):
         try:
             yield
         except AirflowSensorTimeout as err:
-            raise AirflowSensorTimeout(
-                f"Project {self.project_id} did not reach COMPLETED within the sensor's timeout of "
-                f"{self.timeout:.0f} s, counted from the first poke; its stage is "
-                f"{self._stage_for_message()}. {err}"
-            ) from err
+            raise self._named_timeout(str(err)) from err
+
+    def _named_timeout(self, reason: str) -> AirflowSensorTimeout:
+        return AirflowSensorTimeout(
+            f"Project {self.project_id} did not reach COMPLETED within the sensor's timeout of "
+            f"{self.timeout:.0f} s, counted from the first poke; its stage is "
+            f"{self._stage_for_message()}. {reason}"
+        )
 
     def _stage_for_message(self) -> str:
         """The project's stage now, for an error message; a failure to read it is said, not raised."""
         try:
             with self._try_hook() as hook:
                 return str(hook.get_project(self.project_id)["stage"])
-        except ProteusError as err:
+        except AirflowException as err:  # GO's errors, and a connection that is gone
             return f"unknown (reading it failed: {err})"
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
