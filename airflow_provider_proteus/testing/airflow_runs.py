@@ -1,13 +1,21 @@
 """Read back what a DAG run did from Airflow's metadata database, for demos and tests.
 
-Airflow 3 only: it reads the metadata database directly, which only code running beside the
-scheduler (a test, ``airflow dags test``) should do.
+It reads the metadata database directly, which only code running beside the scheduler (a test,
+``airflow dags test``) should do. Airflow 2 and 3 lay some tables out differently (datasets became
+assets; reschedules and XComs are keyed differently); :class:`_Models` holds each layout.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_proteus.version_compat import AIRFLOW_V_3_0_PLUS
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import DAG
+    from sqlalchemy.orm import Session
 
 
 @dataclass
@@ -57,11 +65,10 @@ def describe_run(dag_id: str, run_id: str | None = None) -> RunSummary:
     from airflow.models.dagrun import DagRun
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.models.taskinstance import TaskInstance
-    from airflow.models.taskreschedule import TaskReschedule
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    models = _Models()
     with create_session() as session:
         query = select(DagRun).where(DagRun.dag_id == dag_id)
         query = query.where(DagRun.run_id == run_id) if run_id else query.order_by(DagRun.id.desc())
@@ -72,9 +79,6 @@ def describe_run(dag_id: str, run_id: str | None = None) -> RunSummary:
 
         tasks: dict[str, TaskSummary] = {}
         for ti in sorted(task_instances, key=lambda ti: (ti.start_date is None, ti.start_date)):
-            reschedules = session.scalars(
-                select(TaskReschedule).where(TaskReschedule.ti_id == ti.id).order_by(TaskReschedule.id)
-            ).all()
             rendered = session.scalars(
                 select(RenderedTaskInstanceFields).where(
                     RenderedTaskInstanceFields.dag_id == dag_id,
@@ -84,11 +88,11 @@ def describe_run(dag_id: str, run_id: str | None = None) -> RunSummary:
                 )
             ).first()
             xcom_rows = session.scalars(
-                select(XComModel).where(
-                    XComModel.dag_id == dag_id,
-                    XComModel.run_id == dag_run.run_id,
-                    XComModel.task_id == ti.task_id,
-                    XComModel.map_index == ti.map_index,
+                select(models.xcom).where(
+                    models.xcom.dag_id == dag_id,
+                    models.xcom.run_id == dag_run.run_id,
+                    models.xcom.task_id == ti.task_id,
+                    models.xcom.map_index == ti.map_index,
                 )
             ).all()
             key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
@@ -97,12 +101,107 @@ def describe_run(dag_id: str, run_id: str | None = None) -> RunSummary:
                 state=str(ti.state),
                 try_number=ti.try_number,
                 reschedule_intervals=[
-                    (row.reschedule_date - row.end_date).total_seconds() for row in reschedules
+                    (row.reschedule_date - row.end_date).total_seconds()
+                    for row in models.reschedules(session, ti)
                 ],
-                xcoms={row.key: XComModel.deserialize_value(row) for row in xcom_rows},
+                xcoms={row.key: models.xcom_value(row) for row in xcom_rows},
                 rendered_fields=dict(rendered.rendered_fields) if rendered is not None else {},
             )
         return RunSummary(dag_id=dag_id, run_id=dag_run.run_id, state=str(dag_run.state), tasks=tasks)
+
+
+def extra_link(dag: DAG, run_id: str, task_id: str, name: str) -> str | None:
+    """The URL of a task's extra link in a run, as Airflow's UI shows it; ``None`` when it has none.
+
+    Airflow 3 stores the URL of each link in an XCom when a try ends; Airflow 2 asks the link for it
+    whenever the page is shown.
+    """
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    task: Any = dag.get_task(task_id)
+    [link] = [link for link in task.operator_extra_links if link.name == name]
+    if AIRFLOW_V_3_0_PLUS:
+        url = describe_run(dag.dag_id, run_id).tasks[task_id].xcoms.get(f"_link_{type(link).__name__}")
+        return str(url) if url else None
+    with create_session() as session:
+        ti = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag.dag_id,
+                TaskInstance.run_id == run_id,
+                TaskInstance.task_id == task_id,
+            )
+        ).one()
+        url = link.get_link(task, ti_key=ti.key)
+    return str(url) if url else None
+
+
+def prepare_for_test(dag: DAG) -> None:
+    """Write the DAGs folder to the metadata database before ``dag.test()`` runs ``dag``, once.
+
+    Airflow 3's ``dag.test()`` syncs the DAG's bundle itself. Airflow 2's writes nothing: a task that
+    emits an event through a dataset alias that was never written then fails to flush it, and an
+    event queues no run of a DAG scheduled on it that was never written.
+    """
+    if not AIRFLOW_V_3_0_PLUS:
+        _sync_dags_folder()
+
+
+@functools.cache
+def _sync_dags_folder() -> None:
+    from airflow.models.dagbag import DagBag
+    from airflow.providers.common.compat.sdk import conf
+
+    DagBag(dag_folder=conf.get("core", "dags_folder"), include_examples=False).sync_to_db()
+
+
+class _Models:
+    """The metadata tables whose layout Airflow 3 changed, in the installed version's layout."""
+
+    def __init__(self) -> None:
+        if AIRFLOW_V_3_0_PLUS:
+            from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+            from airflow.models.xcom import XComModel
+
+            self.xcom: Any = XComModel
+            self.asset: Any = AssetModel
+            self.asset_event: Any = AssetEvent
+            self.asset_queue: Any = AssetDagRunQueue
+            self.asset_key = "asset_id"
+        else:
+            from airflow.models.dataset import (  # type: ignore[import-not-found,unused-ignore]
+                DatasetDagRunQueue,
+                DatasetEvent,
+                DatasetModel,
+            )
+            from airflow.models.xcom import BaseXCom
+
+            self.xcom = BaseXCom
+            self.asset = DatasetModel
+            self.asset_event = DatasetEvent
+            self.asset_queue = DatasetDagRunQueue
+            self.asset_key = "dataset_id"
+
+    def xcom_value(self, row: Any) -> Any:
+        """An XCom row's value: Airflow 2 deserializes it as it loads the row, Airflow 3 on demand."""
+        return self.xcom.deserialize_value(row) if AIRFLOW_V_3_0_PLUS else row.value
+
+    def reschedules(self, session: Session, ti: Any) -> list[Any]:
+        """A task instance's reschedules, oldest first: Airflow 3 keys them by the instance's id."""
+        from airflow.models.taskreschedule import TaskReschedule
+        from sqlalchemy import select
+
+        if AIRFLOW_V_3_0_PLUS:
+            where = [TaskReschedule.ti_id == ti.id]
+        else:
+            where = [
+                TaskReschedule.dag_id == ti.dag_id,
+                TaskReschedule.run_id == ti.run_id,
+                TaskReschedule.task_id == ti.task_id,
+                TaskReschedule.map_index == ti.map_index,
+            ]
+        return list(session.scalars(select(TaskReschedule).where(*where).order_by(TaskReschedule.id)))
 
 
 def latest_run(dag_id: str) -> RunSummary | None:
@@ -133,19 +232,21 @@ class AssetSummary:
 
 def describe_asset(uri: str) -> AssetSummary:
     """Summarise the events of the asset with ``uri`` and the runs they queued (none if unknown)."""
-    from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    models = _Models()
     with create_session() as session:
-        asset = session.scalars(select(AssetModel).where(AssetModel.uri == uri)).first()
+        asset = session.scalars(select(models.asset).where(models.asset.uri == uri)).first()
         if asset is None:
             return AssetSummary(uri=uri, events=[], queued_dag_ids=[])
+        event_asset = getattr(models.asset_event, models.asset_key)
         events = session.scalars(
-            select(AssetEvent).where(AssetEvent.asset_id == asset.id).order_by(AssetEvent.id)
+            select(models.asset_event).where(event_asset == asset.id).order_by(models.asset_event.id)
         ).all()
+        queued_asset = getattr(models.asset_queue, models.asset_key)
         queued = session.scalars(
-            select(AssetDagRunQueue.target_dag_id).where(AssetDagRunQueue.asset_id == asset.id)
+            select(models.asset_queue.target_dag_id).where(queued_asset == asset.id)
         ).all()
         return AssetSummary(
             uri=uri,

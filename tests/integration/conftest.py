@@ -3,20 +3,50 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_proteus.testing import DEMO_PROJECT_ID, DEMO_VERSION_ID
-from airflow_provider_proteus.testing.airflow_runs import RunSummary, describe_run
+from airflow_provider_proteus.testing.airflow_runs import RunSummary, describe_run, prepare_for_test
 from tests.conftest import DAGS_FOLDER
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 RunExample = Callable[..., RunSummary]
+
+
+@dataclass
+class TaskLog:
+    """What the test's DAG runs wrote.
+
+    :param out: What their tasks logged: Airflow 3's ``dag.test()`` prints it, Airflow 2's logs it
+        through the standard logging, which the test captures.
+    :param err: Everything else written to standard error.
+    """
+
+    out: str
+    err: str
+
+
+TaskLogReader = Callable[[], TaskLog]
+
+
+@pytest.fixture
+def task_log(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> TaskLogReader:
+    """Read what the test's DAG runs have written so far."""
+    caplog.set_level(logging.INFO)
+
+    def read() -> TaskLog:
+        captured = capfd.readouterr()
+        return TaskLog(out=captured.out + caplog.text, err=captured.err)
+
+    return read
 
 
 @pytest.fixture(scope="session")
@@ -28,13 +58,16 @@ def metadata_db() -> None:
 
 
 def load_dags(file_name: str) -> dict[str, DAG]:
-    """The DAGs of one file of the test DAGs folder, by id."""
+    """The DAGs of one file of the test DAGs folder, by id, ready for ``dag.test()``."""
     spec = importlib.util.spec_from_file_location(file_name.removesuffix(".py"), DAGS_FOLDER / file_name)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return {value.dag_id: value for value in vars(module).values() if isinstance(value, DAG)}
+    dags = {value.dag_id: value for value in vars(module).values() if isinstance(value, DAG)}
+    for dag in dags.values():
+        prepare_for_test(dag)
+    return dags
 
 
 @pytest.fixture(scope="session")

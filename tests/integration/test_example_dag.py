@@ -8,23 +8,29 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_proteus.testing import DEMO_PROJECT_ID, DEMO_VERSION_ID
-from airflow_provider_proteus.testing.airflow_runs import describe_asset
+from airflow_provider_proteus.testing.airflow_runs import describe_asset, extra_link
 from tests.conftest import TOKEN
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from airflow.providers.common.compat.sdk import DAG
+
     from airflow_provider_proteus.testing import EmulatorClient, GoEmulator
-    from tests.integration.conftest import RunExample
+    from tests.integration.conftest import RunExample, TaskLogReader
 
 pytestmark = pytest.mark.integration
 
 
 def test_submits_waits_in_reschedule_mode_writes_the_results_and_summarises(
-    run_example: RunExample, control: EmulatorClient, capfd: pytest.CaptureFixture[str], tmp_path: Path
+    run_example: RunExample,
+    example_dag: DAG,
+    control: EmulatorClient,
+    task_log: TaskLogReader,
+    tmp_path: Path,
 ) -> None:
     run = run_example()
-    output = capfd.readouterr()
+    output = task_log()
 
     assert run.state == "success"
     assert [task.state for task in run.tasks.values()] == ["success"] * 4
@@ -52,8 +58,8 @@ def test_submits_waits_in_reschedule_mode_writes_the_results_and_summarises(
     }
     assert len(results_file.read_text().splitlines()) == 1 + 6 * 2 * 30
     assert (
-        submit.xcoms["_link_ProteusProjectLink"]
-        == wait.xcoms["_link_ProteusProjectLink"]
+        extra_link(example_dag, run.run_id, "submit_job", "GO project")
+        == extra_link(example_dag, run.run_id, "wait_for_completion", "GO project")
         == (f"{control.root_url}/web/projects/{DEMO_PROJECT_ID}")
     )
     asset = describe_asset(f"proteus://{DEMO_PROJECT_ID}/{DEMO_VERSION_ID}")
@@ -95,14 +101,14 @@ def test_wrong_token_fails_the_submission_at_once(
     emulator: GoEmulator,
     control: EmulatorClient,
     monkeypatch: pytest.MonkeyPatch,
-    capfd: pytest.CaptureFixture[str],
+    task_log: TaskLogReader,
 ) -> None:
     monkeypatch.setenv(
         "AIRFLOW_CONN_PROTEUS_WRONG_TOKEN",
         json.dumps({"conn_type": "proteus", "host": emulator.base_url, "password": "tok-WRONG"}),
     )
     run = run_example(proteus_conn_id="proteus_wrong_token")
-    output = capfd.readouterr()
+    output = task_log()
 
     assert run.state == "failed"
     assert (run.tasks["submit_job"].state, run.tasks["submit_job"].try_number) == ("failed", 1)

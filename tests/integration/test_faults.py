@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_provider_proteus.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.conftest import TOKEN
-from tests.integration.conftest import run_dag
+from tests.integration.conftest import TaskLogReader, run_dag
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import DAG
@@ -61,7 +62,7 @@ def states(run: RunSummary) -> dict[str, tuple[str, int]]:
 
 
 def test_fc01_wait_budget_in_reschedule_mode_counts_from_the_first_poke(
-    run: Any, control: EmulatorClient, capfd: pytest.CaptureFixture[str]
+    run: Any, control: EmulatorClient, task_log: TaskLogReader
 ) -> None:
     control.add_project(id=P, stages=["RUNNING"])
     result = run("proteus_wait_budget")
@@ -70,7 +71,7 @@ def test_fc01_wait_budget_in_reschedule_mode_counts_from_the_first_poke(
     assert result.tasks["wait_for_completion"].reschedules >= 2
     polls = times(control.requests(method="GET", path=PROJECT_PATH))
     assert 3 <= polls[-1] - polls[0] < 15
-    assert f"Project {P} did not reach COMPLETED within the sensor's timeout of 3 s" in capfd.readouterr().out
+    assert f"Project {P} did not reach COMPLETED within the sensor's timeout of 3 s" in task_log().out
 
 
 def test_fc02_timeout_clock_starts_at_a_first_poke_that_failed(
@@ -89,7 +90,7 @@ def test_fc02_timeout_clock_starts_at_a_first_poke_that_failed(
 
 
 def test_fc02_unreachable_go_still_ends_the_wait_in_bounded_time(
-    run: Any, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    run: Any, monkeypatch: pytest.MonkeyPatch, task_log: TaskLogReader
 ) -> None:
     monkeypatch.setenv(
         "AIRFLOW_CONN_PROTEUS_DEFAULT",
@@ -107,10 +108,7 @@ def test_fc02_unreachable_go_still_ends_the_wait_in_bounded_time(
 
     assert states(result) == {"wait_for_completion": ("failed", 1)}
     assert datetime.now().timestamp() - started < 60
-    assert (
-        "its stage is unknown (reading it failed: GO request GET http://127.0.0.1:9/"
-        in capfd.readouterr().out
-    )
+    assert "its stage is unknown (reading it failed: GO request GET http://127.0.0.1:9/" in task_log().out
 
 
 def test_fc03_backoff_in_reschedule_mode_grows_and_never_exceeds_max_wait(
@@ -144,13 +142,13 @@ def test_fc04_job_id_survives_reschedules_and_reaches_downstream(run: Any, contr
 
 
 def test_fc05_unmodelled_stage_fails_naming_it(
-    run: Any, control: EmulatorClient, capfd: pytest.CaptureFixture[str]
+    run: Any, control: EmulatorClient, task_log: TaskLogReader
 ) -> None:
     control.add_project(id=P, stages=["QUEUED", "QUEUED", "QUEUED", "COMPLETED"])
     result = run("proteus_wait")
 
     assert states(result) == {"wait_for_completion": ("failed", 1)}
-    output = capfd.readouterr().out
+    output = task_log().out
     assert f"Project {P} is at stage 'QUEUED', which this provider does not know" in output
     assert '"waiting_stages"' in output
 
@@ -242,7 +240,11 @@ def test_transient_faults_during_submission_are_survived_with_one_job(
 
 
 def test_base_url_that_is_not_go_fails_at_once(
-    run: Any, emulator: GoEmulator, control: EmulatorClient, monkeypatch: pytest.MonkeyPatch, capfd: Any
+    run: Any,
+    emulator: GoEmulator,
+    control: EmulatorClient,
+    monkeypatch: pytest.MonkeyPatch,
+    task_log: TaskLogReader,
 ) -> None:
     monkeypatch.setenv(
         "AIRFLOW_CONN_PROTEUS_DEFAULT",
@@ -251,11 +253,15 @@ def test_base_url_that_is_not_go_fails_at_once(
     result = run("proteus_submit_and_wait")
 
     assert states(result)["submit_job"] == ("failed", 1)
-    assert "that the connection host is GO's API base URL" in capfd.readouterr().out
+    assert "that the connection host is GO's API base URL" in task_log().out
 
 
 def test_malformed_connection_extra_fails_before_any_request(
-    run: Any, emulator: GoEmulator, control: EmulatorClient, monkeypatch: pytest.MonkeyPatch, capfd: Any
+    run: Any,
+    emulator: GoEmulator,
+    control: EmulatorClient,
+    monkeypatch: pytest.MonkeyPatch,
+    task_log: TaskLogReader,
 ) -> None:
     monkeypatch.setenv(
         "AIRFLOW_CONN_PROTEUS_DEFAULT",
@@ -272,7 +278,7 @@ def test_malformed_connection_extra_fails_before_any_request(
 
     assert states(result)["submit_job"] == ("failed", 1)
     assert control.requests() == []
-    assert "Connection 'proteus_default': extra field 'verify' must be true, false" in capfd.readouterr().out
+    assert "Connection 'proteus_default': extra field 'verify' must be true, false" in task_log().out
 
 
 @pytest.mark.parametrize(
@@ -284,7 +290,7 @@ def test_malformed_connection_extra_fails_before_any_request(
     ],
 )
 def test_fc07_permanent_errors_fail_the_wait_at_once(
-    run: Any, control: EmulatorClient, capfd: pytest.CaptureFixture[str], status: int, advice: str
+    run: Any, control: EmulatorClient, task_log: TaskLogReader, status: int, advice: str
 ) -> None:
     control.add_project(id=P, stages=["RUNNING"])
     control.add_faults("GET", PROJECT_PATH, {"status": status})
@@ -292,7 +298,7 @@ def test_fc07_permanent_errors_fail_the_wait_at_once(
 
     assert states(result) == {"wait_for_completion": ("failed", 1)}
     assert len(control.requests(method="GET", path=PROJECT_PATH)) == 1
-    output = capfd.readouterr().out
+    output = task_log().out
     assert f"GO answered GET {control.root_url}/api/v2/go{PROJECT_PATH} with HTTP {status}" in output
     assert advice in output
 
@@ -312,7 +318,7 @@ def test_fc08_rate_limited_submission_is_sent_again_after_retry_after(
 
 
 def test_fc08_bad_request_is_not_retried_and_shows_the_server_message(
-    run: Any, control: EmulatorClient, capfd: pytest.CaptureFixture[str]
+    run: Any, control: EmulatorClient, task_log: TaskLogReader
 ) -> None:
     control.add_project(id=P)
     control.add_faults("POST", JOB_PATH, {"status": 400, "body": '{"message": "version has no AOIs"}'})
@@ -321,7 +327,7 @@ def test_fc08_bad_request_is_not_retried_and_shows_the_server_message(
     assert states(result)["submit_job"] == ("failed", 1)
     assert len(control.requests(method="POST")) == 1
     assert f"GO answered POST {control.root_url}/api/v2/go{JOB_PATH} with HTTP 400: version has no AOIs" in (
-        capfd.readouterr().out
+        task_log().out
     )
 
 
@@ -349,13 +355,13 @@ def test_fc09_job_body_is_active_true_as_json(run: Any, control: EmulatorClient)
     ids=["dot-dot", "slash", "blank", "query", "unrendered-template"],
 )
 def test_fc09_ids_that_would_change_the_path_are_refused_before_any_request(
-    run: Any, control: EmulatorClient, capfd: pytest.CaptureFixture[str], conf: dict[str, str], argument: str
+    run: Any, control: EmulatorClient, task_log: TaskLogReader, conf: dict[str, str], argument: str
 ) -> None:
     result = run("proteus_submit_and_wait", **conf)
 
     assert states(result)["submit_job"] == ("failed", 1)
     assert control.requests() == []
-    assert f"AirflowFailException: {argument}" in capfd.readouterr().out
+    assert f"AirflowFailException: {argument}" in task_log().out
 
 
 @pytest.mark.parametrize("suffix", ["", "/"])
@@ -406,7 +412,7 @@ def test_fc11_uri_connection_reaches_the_same_api(
     ids=["empty", "html", "null-id", "list"],
 )
 def test_fc12_odd_submission_answers_fail_with_status_method_url_and_excerpt(
-    run: Any, control: EmulatorClient, capfd: pytest.CaptureFixture[str], fault: dict[str, Any], excerpt: str
+    run: Any, control: EmulatorClient, task_log: TaskLogReader, fault: dict[str, Any], excerpt: str
 ) -> None:
     control.add_project(id=P)
     control.add_faults("POST", JOB_PATH, fault)
@@ -414,14 +420,14 @@ def test_fc12_odd_submission_answers_fail_with_status_method_url_and_excerpt(
 
     assert states(result)["submit_job"] == ("failed", 1)
     assert "return_value" not in result.tasks["submit_job"].xcoms
-    output = capfd.readouterr().out
+    output = task_log().out
     assert excerpt in output
     for error in ("JSONDecodeError", "KeyError", "TypeError"):
         assert error not in output
 
 
 def test_fc12_html_page_with_200_ends_the_wait_as_not_go(
-    run: Any, control: EmulatorClient, capfd: pytest.CaptureFixture[str]
+    run: Any, control: EmulatorClient, task_log: TaskLogReader
 ) -> None:
     control.add_project(id=P, stages=["RUNNING"])
     control.add_faults(
@@ -430,7 +436,7 @@ def test_fc12_html_page_with_200_ends_the_wait_as_not_go(
     result = run("proteus_wait")
 
     assert states(result) == {"wait_for_completion": ("failed", 1)}
-    assert "with HTTP 200 but the body is not JSON (<html>Maintenance</html>)" in capfd.readouterr().out
+    assert "with HTTP 200 but the body is not JSON (<html>Maintenance</html>)" in task_log().out
 
 
 # --- soft_fail ------------------------------------------------------------------------------------------
@@ -460,8 +466,9 @@ def test_fc13_soft_fail_never_hides_a_rejected_token(
 # --- Never a second job ---------------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="needs the task state store of Airflow 3.3")
 def test_retry_after_a_crash_reattaches_to_the_job_and_delivers_its_id(
-    run: Any, control: EmulatorClient, capfd: pytest.CaptureFixture[str]
+    run: Any, control: EmulatorClient, task_log: TaskLogReader
 ) -> None:
     control.add_project(id=P, run_seconds=3)
     result = run("proteus_crash_after_submit")
@@ -471,7 +478,21 @@ def test_retry_after_a_crash_reattaches_to_the_job_and_delivers_its_id(
     assert states(result)["submit_job"] == ("success", 2)
     assert result.tasks["submit_job"].xcoms["return_value"] == post["job_id"]
     assert result.tasks["deliver"].xcoms["return_value"]["job_id"] == post["job_id"]
-    assert f"Reattaching to STREAMX job {post['job_id']} for project {P}" in capfd.readouterr().out
+    assert f"Reattaching to STREAMX job {post['job_id']} for project {P}" in task_log().out
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_3_PLUS, reason="Airflow 3.3 has a task state store")
+def test_without_a_task_state_store_a_retry_after_a_crash_fails_without_posting(
+    run: Any, control: EmulatorClient, task_log: TaskLogReader
+) -> None:
+    control.add_project(id=P, run_seconds=3)
+    result = run("proteus_crash_after_submit")
+
+    assert result.state == "failed"
+    assert states(result)["submit_job"] == ("failed", 2)
+    assert len(control.requests(method="POST")) == 1
+    assert f"This is try 2 of the submission for project {P}" in task_log().out
+    assert "no task state store" in task_log().out
 
 
 def test_lost_answer_fails_the_submission_without_a_second_post(run: Any, control: EmulatorClient) -> None:
@@ -496,6 +517,7 @@ def test_slow_answer_fails_the_submission_without_a_second_post(
     assert len(control.requests(method="POST")) == 1
 
 
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="needs the task state store of Airflow 3.3")
 def test_refused_submission_is_retried_by_the_task(
     run: Any, emulator: GoEmulator, control: EmulatorClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -507,6 +529,19 @@ def test_refused_submission_is_retried_by_the_task(
     assert result.state == "success"
     assert states(result)["submit_job"] == ("success", 2)
     assert [entry["status"] for entry in control.requests(method="POST")] == [429, 429, 201]
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_3_PLUS, reason="Airflow 3.3 has a task state store")
+def test_without_a_task_state_store_a_refused_submission_is_not_retried(
+    run: Any, emulator: GoEmulator, control: EmulatorClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(monkeypatch, emulator, max_retries=1)
+    control.add_project(id=P, run_seconds=0)
+    control.add_faults("POST", JOB_PATH, {"status": 429}, {"status": 429})
+    result = run("proteus_submit_and_wait")
+
+    assert states(result)["submit_job"] == ("failed", 2)
+    assert [entry["status"] for entry in control.requests(method="POST")] == [429, 429]
 
 
 def test_project_running_another_job_is_not_submitted_over(run: Any, control: EmulatorClient) -> None:
@@ -526,7 +561,7 @@ def test_token_appears_nowhere_in_a_full_fault_run(
     control: EmulatorClient,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
-    capfd: pytest.CaptureFixture[str],
+    task_log: TaskLogReader,
 ) -> None:
     connect(monkeypatch, emulator, max_retries=1)
     control.add_project(id=P, run_seconds=2)
@@ -545,7 +580,7 @@ def test_token_appears_nowhere_in_a_full_fault_run(
     result = run("proteus_submit_and_wait")
 
     assert result.state == "success"
-    output = capfd.readouterr()
+    output = task_log()
     assert "Emulated fault for a request with headers" in output.out  # the echo reached the log, redacted
     everything = "\n".join(
         [

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_proteus.testing.airflow_runs import describe_asset
+from airflow_provider_proteus.testing.airflow_runs import describe_asset, extra_link
 from tests.conftest import TOKEN
 from tests.dags.proteus_test_dags import RESULTS_ASSET, RESULTS_PROJECT
-from tests.integration.conftest import run_dag
+from tests.integration.conftest import TaskLogReader, run_dag
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import DAG
@@ -25,7 +25,6 @@ P = RESULTS_PROJECT
 V = f"{P}-1.0.0"
 #: 3 AOIs, each with a division and two sub-divisions: 9 results, 2 series each, 10 days each.
 ROWS = 9 * 2 * 10
-LINK_KEY = "_link_ProteusProjectLink"
 
 
 @pytest.fixture
@@ -103,14 +102,16 @@ def test_tasks_link_to_the_project_page_also_when_the_wait_never_ends(
 ) -> None:
     control.add_project(id="stuck-1", stages=["RUNNING"])
 
-    run = run_dag(test_dags["proteus_wait_budget"], project_id="stuck-1")
+    dag = test_dags["proteus_wait_budget"]
+    run = run_dag(dag, project_id="stuck-1")
 
     assert run.tasks["wait_for_completion"].state == "failed"
-    assert run.tasks["wait_for_completion"].xcoms[LINK_KEY] == f"{control.root_url}/web/projects/stuck-1"
+    link = extra_link(dag, run.run_id, "wait_for_completion", "GO project")
+    assert link == f"{control.root_url}/web/projects/stuck-1"
 
 
 def test_fetching_before_completion_fails_without_retries_and_writes_nothing(
-    test_dags: dict[str, DAG], control: EmulatorClient, proteus_conn: str, capfd: pytest.CaptureFixture[str]
+    test_dags: dict[str, DAG], control: EmulatorClient, proteus_conn: str, task_log: TaskLogReader
 ) -> None:
     control.add_project(id=P, stages=["RUNNING"])
 
@@ -118,10 +119,7 @@ def test_fetching_before_completion_fails_without_retries_and_writes_nothing(
 
     fetch = run.tasks["fetch_results"]
     assert (fetch.state, fetch.try_number) == ("failed", 1)
-    assert (
-        f"Project {P} is at stage RUNNING, not COMPLETED, so its results are not ready"
-        in capfd.readouterr().out
-    )
+    assert f"Project {P} is at stage RUNNING, not COMPLETED, so its results are not ready" in task_log().out
     assert control.requests(path=f"/projects/{P}/versions/{V}/results") == []
 
 
