@@ -10,14 +10,23 @@ BENCH_VENV := .venv-bench
 BENCH_BIN := $(BENCH_VENV)/bin
 BENCH_INSTALLED := $(BENCH_VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: demo test lint venv emulator deployment-local deployment-celery screenshots bench clean
+.PHONY: demo test test-matrix lint venv emulator deployment-local deployment-celery screenshots bench clean
 
 demo: $(INSTALLED)
 	$(BIN)/python scripts/demo.py
 
-# PYTEST_ARGS narrows a run, for example PYTEST_ARGS="-m 'not deployment'" skips the real deployments.
+# The checks, the whole suite on Airflow $(AIRFLOW_VERSION), then the unit and dag.test() integration tests on
+# the oldest and the newest supported Airflow and Python (see test-matrix). PYTEST_ARGS narrows the main
+# run, for example PYTEST_ARGS="-m 'not deployment'" skips the real deployments.
 test: $(INSTALLED) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/python scripts/test_matrix.py --cells oldest,newest
+
+# The unit and dag.test() integration tests on every supported Airflow and Python, one virtualenv per cell
+# in .venv-matrix/, ending with a table of the cells (about five minutes a cell). MATRIX_ARGS narrows it,
+# for example MATRIX_ARGS="--airflow 2.11 --python 3.12".
+test-matrix: $(INSTALLED)
+	$(BIN)/python scripts/test_matrix.py $(MATRIX_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -73,4 +82,4 @@ $(INSTALLED): setup.cfg pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .airflow build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .venv-matrix .airflow build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
