@@ -29,6 +29,8 @@ for dag_file in [
 ]:
     shutil.copy(dag_file, DAGS_FOLDER / dag_file.name)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
+# Airflow 3.0 frames tracebacks to the terminal's width; wide enough, an error message stays on one line.
+os.environ["COLUMNS"] = "1000"
 # The example DAG polls every 15 minutes by default; the tests run it with 1-second pokes.
 os.environ["PROTEUS_EXAMPLE_POKE_INTERVAL"] = "1"
 os.environ["PROTEUS_EXAMPLE_TIMEOUT"] = "120"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ class TaskLog:
 
 
 TaskLogReader = Callable[[], TaskLog]
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @pytest.fixture
@@ -44,7 +46,8 @@ def task_log(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 
     def read() -> TaskLog:
         captured = capfd.readouterr()
-        return TaskLog(out=captured.out + caplog.text, err=captured.err)
+        # Airflow 3.0 prints tracebacks through rich, in colour.
+        return TaskLog(out=_ANSI_ESCAPE.sub("", captured.out) + caplog.text, err=captured.err)
 
     return read
 
