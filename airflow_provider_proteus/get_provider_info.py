@@ -83,12 +83,17 @@ def connection_form_widgets() -> dict[str, Any]:
     These forms save text, so the switch ``verify`` is left to the Extra box: a checkbox would save
     false for a box left unticked, turning certificate checks off for a connection that never asked,
     and the text "false" could be a CA bundle's path. Airflow imports Flask-AppBuilder and WTForms
-    only where its UI needs them, and so does this.
+    only where its UI needs them, and so does this; without them there are no fields.
     """
-    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-    from flask_babel import lazy_gettext
-    from wtforms import StringField
-    from wtforms.validators import AnyOf, Optional
+    try:
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+        from wtforms.validators import AnyOf, Optional
+    except ImportError:
+        # Airflow 3.0 and 3.1 without the FAB provider: no form fields, and Airflow, finding none,
+        # still reads get_ui_field_behaviour (an ImportError here would make it skip that too).
+        return {}
 
     widgets = {}
     for name, spec in connection_fields().items():

@@ -6,8 +6,10 @@ the top of the root conftest, before any test module imports Airflow.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,13 +31,49 @@ for dag_file in [
 ]:
     shutil.copy(dag_file, DAGS_FOLDER / dag_file.name)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
-# Airflow 3.0 frames tracebacks to the terminal's width; wide enough, an error message stays on one line.
-os.environ["COLUMNS"] = "1000"
 # The example DAG polls every 15 minutes by default; the tests run it with 1-second pokes.
 os.environ["PROTEUS_EXAMPLE_POKE_INTERVAL"] = "1"
 os.environ["PROTEUS_EXAMPLE_TIMEOUT"] = "120"
 
+import airflow  # noqa: E402
+
 from airflow_provider_proteus.testing import EmulatorClient, GoEmulator  # noqa: E402
+
+
+class _CurrentStdout:
+    """Standard output as it is at each write: pytest gives every test a stream of its own."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+def _render_task_logs_as_a_worker_would() -> None:
+    """Airflow 3.0's ``dag.test()`` leaves structlog as it comes: task logs bound to the first
+    test's stdout, tracebacks drawn by rich with every frame's locals, and debug lines that print
+    each secret a task masks. Render task logs at INFO, plainly, to the current stdout. Airflow 2
+    logs through the standard library, and later Airflow 3 releases configure structlog themselves.
+    """
+    import structlog
+
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStdout()),
+        cache_logger_on_first_use=False,
+    )
+
+
+if airflow.__version__.startswith("3."):
+    _render_task_logs_as_a_worker_would()
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -8,10 +8,13 @@ assets; reschedules and XComs are keyed differently); :class:`_Models` holds eac
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_proteus.version_compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_proteus.version_compat import AIRFLOW_V_3_0_PLUS, airflow_version
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import DAG
@@ -140,20 +143,22 @@ def extra_link(dag: DAG, run_id: str, task_id: str, name: str) -> str | None:
 def prepare_for_test(dag: DAG) -> None:
     """Write the DAGs folder to the metadata database before ``dag.test()`` runs ``dag``, once.
 
-    Airflow 3's ``dag.test()`` syncs the DAG's bundle itself. Airflow 2's writes nothing: a task that
-    emits an event through a dataset alias that was never written then fails to flush it, and an
-    event queues no run of a DAG scheduled on it that was never written.
+    Airflow 3.1 and later sync the DAG's whole bundle in ``dag.test()``. Airflow 2.11 writes
+    nothing, and 3.0 only the DAG it runs: a task that emits an event through a dataset alias that
+    was never written then fails to flush it (2.11), and an asset event queues no run of a DAG
+    scheduled on it that was never written. ``airflow dags reserialize`` writes them all.
     """
-    if not AIRFLOW_V_3_0_PLUS:
-        _sync_dags_folder()
+    if airflow_version() < (3, 1, 0):
+        _reserialize_dags_folder()
 
 
 @functools.cache
-def _sync_dags_folder() -> None:
-    from airflow.models.dagbag import DagBag
-    from airflow.providers.common.compat.sdk import conf
-
-    DagBag(dag_folder=conf.get("core", "dags_folder"), include_examples=False).sync_to_db()
+def _reserialize_dags_folder() -> None:
+    airflow = Path(sys.executable).parent / "airflow"
+    command = [str(airflow), "dags", "reserialize"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)  # noqa: S603 (our own CLI)
+    if done.returncode != 0:
+        raise RuntimeError(f"airflow dags reserialize failed: {(done.stdout + done.stderr)[-3000:]}")
 
 
 class _Models:

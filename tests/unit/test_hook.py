@@ -117,8 +117,8 @@ class TestConnectionSettings:
         self, monkeypatch: pytest.MonkeyPatch, extra: str, message: str
     ) -> None:
         use_connection(monkeypatch, host="https://api.test", password="secret", extra=extra)
-        if (3, 0, 0) <= airflow_version() < (3, 1, 0):
-            # Airflow 3.0 itself drops such a connection while looking it up, before the hook sees it.
+        if (3, 0, 0) <= airflow_version() < (3, 2, 0):
+            # Airflow 3.0 and 3.1 drop such a connection while looking it up, before the hook sees it.
             with pytest.raises(AirflowNotFoundException, match="proteus_default"):
                 _ = ProteusHook().settings
             return
