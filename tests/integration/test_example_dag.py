@@ -29,6 +29,8 @@ def test_submits_waits_in_reschedule_mode_writes_the_results_and_summarises(
     task_log: TaskLogReader,
     tmp_path: Path,
 ) -> None:
+    # Long enough that the first poke finds the job still running, however slow the first task is.
+    control.update_project(DEMO_PROJECT_ID, run_seconds=6)
     run = run_example()
     output = task_log()
 

@@ -45,7 +45,7 @@ EXECUTE_MODE = "reschedule" if AIRFLOW_V_3_0_PLUS else "poke"
 
 def first_poke_context() -> dict[str, Any]:
     """A context for execute(): a task instance that has not been rescheduled yet."""
-    return {"ti": mock.Mock(get_first_reschedule_date=lambda context: None)}
+    return {"ti": mock.Mock(get_first_reschedule_date=lambda context: None, max_tries=0, map_index=-1)}
 
 
 def test_defaults_fit_multi_hour_projects() -> None:
@@ -122,11 +122,13 @@ def test_rejected_token_is_not_transient(emulator: GoEmulator, monkeypatch: pyte
 
 
 class TestExecute:
-    # Airflow 2 reads a rescheduled sensor's first poke from the metadata database, so a mocked task
-    # instance cannot stand in for it there; tests/integration/test_wait_modes.py runs reschedule mode
-    # through real DAG runs on every version.
-    @pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="Airflow 2 reads reschedules from the metadata DB")
-    def test_running_reschedules(self, proteus_conn: str, control: EmulatorClient) -> None:
+    def test_running_reschedules(
+        self, proteus_conn: str, control: EmulatorClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        if not AIRFLOW_V_3_0_PLUS:
+            # Airflow 2 asks the metadata database for the first poke's date, not the task instance;
+            # tests/integration/test_wait_modes.py reschedules through real DAG runs on every version.
+            monkeypatch.setattr("airflow.sensors.base._orig_start_date", lambda **_: None)
         with pytest.raises(AirflowRescheduleException):
             sensor(with_stages(control, "RUNNING"), poke_interval=60).execute(first_poke_context())  # type: ignore[arg-type]
 
