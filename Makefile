@@ -23,7 +23,7 @@ test: $(INSTALLED) lint
 	$(BIN)/python scripts/test_matrix.py --cells oldest,newest
 
 # The unit and dag.test() integration tests on every supported Airflow and Python, one virtualenv per cell
-# in .venv-matrix/, ending with a table of the cells (about five minutes a cell). MATRIX_ARGS narrows it,
+# in .venv-matrix/, ending with a table of the cells (four to twelve minutes a cell). MATRIX_ARGS narrows it,
 # for example MATRIX_ARGS="--airflow 2.11 --python 3.12".
 test-matrix: $(INSTALLED)
 	$(BIN)/python scripts/test_matrix.py $(MATRIX_ARGS)

@@ -82,3 +82,17 @@ def test_the_table_has_a_row_per_cell(matrix: ModuleType) -> None:
     assert printed[0].split(" | ")[0].strip() == "Airflow"
     assert [line.split(" | ")[2].strip() for line in printed[2:]] == ["passed", "not supported by Airflow"]
     assert "5.0 min" in printed[2]
+
+
+@pytest.mark.parametrize(
+    ("returncode", "counts", "verdict"),
+    [
+        (0, "428 passed, 41 warnings", "passed"),
+        (1, "1 failed, 427 passed", "failed (see .venv-matrix/cell.log)"),
+        (0, "427 passed, 1 skipped", "failed: tests skipped (see .venv-matrix/cell.log)"),
+    ],
+)
+def test_a_cell_passes_only_when_every_test_ran_and_passed(
+    matrix: ModuleType, returncode: int, counts: str, verdict: str
+) -> None:
+    assert matrix.judge(returncode, counts, matrix.CELLS_DIR / "cell.log") == verdict
