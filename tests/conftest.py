@@ -35,9 +35,8 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ["PROTEUS_EXAMPLE_POKE_INTERVAL"] = "1"
 os.environ["PROTEUS_EXAMPLE_TIMEOUT"] = "120"
 
-import airflow  # noqa: E402
-
 from airflow_provider_proteus.testing import EmulatorClient, GoEmulator  # noqa: E402
+from airflow_provider_proteus.version_compat import AIRFLOW_V_3_0_PLUS  # noqa: E402
 
 
 class _CurrentStdout:
@@ -72,7 +71,7 @@ def _render_task_logs_as_a_worker_would() -> None:
     )
 
 
-if airflow.__version__.startswith("3."):
+if AIRFLOW_V_3_0_PLUS:
     _render_task_logs_as_a_worker_would()
 
 if TYPE_CHECKING:

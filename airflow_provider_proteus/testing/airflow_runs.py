@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import DAG
     from sqlalchemy.orm import Session
 
+AIRFLOW_CLI = str(Path(sys.executable).parent / "airflow")
+"""The ``airflow`` command of the running interpreter's environment, whatever is first on ``PATH``."""
+
 
 @dataclass
 class TaskSummary:
@@ -154,8 +157,7 @@ def prepare_for_test(dag: DAG) -> None:
 
 @functools.cache
 def _reserialize_dags_folder() -> None:
-    airflow = Path(sys.executable).parent / "airflow"
-    command = [str(airflow), "dags", "reserialize"]
+    command = [AIRFLOW_CLI, "dags", "reserialize"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)  # noqa: S603 (our own CLI)
     if done.returncode != 0:
         raise RuntimeError(f"airflow dags reserialize failed: {(done.stdout + done.stderr)[-3000:]}")

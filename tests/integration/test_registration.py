@@ -5,23 +5,20 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_provider_proteus import __version__
 from airflow_provider_proteus.hooks.proteus import ProteusHook
+from airflow_provider_proteus.testing.airflow_runs import AIRFLOW_CLI
 from airflow_provider_proteus.version_compat import AIRFLOW_V_3_0_PLUS, airflow_version
 
 pytestmark = pytest.mark.integration
 
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
-
 
 def airflow_cli(*args: str) -> str:
-    result = subprocess.run([AIRFLOW, *args], capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run([AIRFLOW_CLI, *args], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return result.stdout
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_proteus.testing.airflow_runs import describe_asset, extra_link
+from airflow_provider_proteus.testing.airflow_runs import AIRFLOW_CLI, describe_asset, extra_link
 from tests.conftest import TOKEN
 from tests.dags.proteus_test_dags import RESULTS_ASSET, RESULTS_PROJECT
 from tests.integration.conftest import TaskLogReader, run_dag
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from airflow.providers.common.compat.sdk import DAG
 
     from airflow_provider_proteus.testing import EmulatorClient, GoEmulator
@@ -185,7 +186,6 @@ def test_openlineage_hears_of_the_version_and_the_results_file(
 ) -> None:
     import os
     import subprocess
-    import sys
 
     from tests.conftest import DAGS_FOLDER
 
@@ -205,9 +205,8 @@ def test_openlineage_hears_of_the_version_and_the_results_file(
         "proteus_conn_id": "proteus_default",
         "path": f"file://{target}",
     }
-    airflow = str(Path(sys.executable).parent / "airflow")
     done = subprocess.run(
-        [airflow, "dags", "test", "proteus_fetch_results", "-c", json.dumps(conf)],
+        [AIRFLOW_CLI, "dags", "test", "proteus_fetch_results", "-c", json.dumps(conf)],
         env=env,
         capture_output=True,
         text=True,
